@@ -218,8 +218,8 @@ def _chat_layout(spec: ModeSpec, tok: Tokenizer) -> Layout:
     if head != three[:j1] or not (first_close == between == last_close):
         # Templates that frame turns differently by position: fall back to what the first turn shows.
         last_close = first_close
-    # The template writes the BOS marker as text; the tokenizer adds the real BOS token instead.
-    if tok.bos_text and head.startswith(tok.bos_text):
+    # A template that writes the BOS marker as text: the real BOS token is added once, by _encode.
+    if tok.add_bos and tok.bos_text and head.startswith(tok.bos_text):
         head = head[len(tok.bos_text) :]
     return Layout(
         head=[Segment(head, True)] if head else [],
