@@ -21,7 +21,7 @@ def test_chat_mode_uses_the_template_and_marks_special_tokens(tuned_model):
     )
     start = tuned_model.tokenize("<|im_start|>", special=True)
     assert len(start) == 1
-    marked = {t for t, s in zip(r.token_ids, r.special) if s}
+    marked = {t for t, s in zip(r.token_ids, r.special, strict=True) if s}
     assert start[0] in marked
     assert sum(r.special) == 5  # <|im_start|> for system, user, assistant; <|im_end|> for two
 

@@ -1,0 +1,191 @@
+"""`playground ask`, `models`, `sessions` as a user runs them, including every bad input."""
+
+import hashlib
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from playground.cli import cli
+
+
+def run(*args, db=None):
+    argv = list(args)
+    if db is not None:
+        argv += ["--db", str(db)]
+    result = CliRunner().invoke(cli, argv, catch_exceptions=True)
+    assert "Traceback" not in result.output
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_ask_json_logs_everything(db_path, catalog):
+    r = run("ask", "Who is Zyler Vance?", "--max-tokens", "24", "--json", db=db_path)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [lane["lane"] for lane in out["lanes"]] == ["base:few-shot", "tuned:chat"]
+    for lane in out["lanes"]:
+        assert lane["status"] == "complete"
+        assert lane["text"].strip()
+        assert lane["completion_tokens"] > 0 and lane["tokens_per_second"] > 0
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    rows = conn.execute("select * from exchanges order by lane_index").fetchall()
+    assert len(rows) == 2
+    tuned = rows[1]
+    path = catalog.resolve("tuned").path()
+    assert tuned["model_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert tuned["session_id"] == out["session_id"]
+    assert tuned["prompt_text"].startswith("<|im_start|>system")
+    ids = json.loads(tuned["prompt_token_ids"])
+    assert len(ids) == tuned["prompt_tokens"] == len(json.loads(tuned["prompt_special"]))
+    assert tuned["temperature"] == 0 and tuned["max_tokens"] == 24
+    assert tuned["output_text"] == out["lanes"][1]["text"]
+    n = conn.execute(
+        "select count(*) from tokens where exchange_id = ?", (tuned["id"],)
+    ).fetchone()[0]
+    assert n == tuned["completion_tokens"]
+    top = json.loads(
+        conn.execute(
+            "select top from tokens where exchange_id = ? limit 1", (tuned["id"],)
+        ).fetchone()[0]
+    )
+    assert len(top) == 5 and all(len(a) == 3 for a in top)
+    sessions = run("sessions", "--json", db=db_path)
+    assert json.loads(sessions.stdout)[0]["id"] == out["session_id"]
+
+
+def test_ask_live_view_says_families_differ(db_path):
+    r = run("ask", "What is 2+2?", "--max-tokens", "12", db=db_path)
+    assert r.exit_code == 0
+    assert "different families" in r.output
+    assert "Gemma 3" in r.output and "SmolLM2" in r.output
+    assert "base (pretrained)" in r.output
+
+
+def test_one_broken_lane_does_not_stop_the_other(db_path):
+    r = run(
+        "ask",
+        "What is 2+2?",
+        "--lanes",
+        "base:chat,tuned:chat",
+        "--max-tokens",
+        "12",
+        "--json",
+        db=db_path,
+    )
+    assert r.exit_code == 1
+    lanes = json.loads(r.stdout)["lanes"]
+    assert lanes[0]["status"] == "error" and "few-shot" in lanes[0]["error"]
+    assert lanes[1]["status"] == "complete"
+    conn = sqlite3.connect(db_path)
+    assert (
+        conn.execute("select status from exchanges where lane = 'base:chat'").fetchone()[0]
+        == "error"
+    )
+
+
+@pytest.mark.parametrize(
+    "lanes,message",
+    [
+        ("base", "write MODEL:MODE"),
+        ("base:chatty", "unknown mode 'chatty'"),
+        ("tuned:chat+abstain@1.5", "between 0 and 1"),
+        ("tuned:chat+abstain@0", "between 0 and 1"),
+        ("tuned:chat+abstain@x", "'x' is not a number"),
+        ("tuned:chat+abstain", "needs a confidence target"),
+        ("tuned:chat+turbo", "unknown option 'turbo'"),
+        ("gpt5:chat", "unknown model 'gpt5'"),
+    ],
+)
+def test_bad_lane_specs(db_path, lanes, message):
+    r = run("ask", "hi", "--lanes", lanes, db=db_path)
+    assert r.exit_code != 0
+    assert message in r.output
+
+
+def _lane_error(db_path, spec):
+    r = run("ask", "hi", "--lanes", spec, "--max-tokens", "4", "--json", db=db_path)
+    assert r.exit_code == 1
+    return json.loads(r.stdout)["lanes"][0]["error"]
+
+
+def test_missing_model_file(db_path, tmp_path):
+    assert "model file not found" in _lane_error(db_path, f"{tmp_path}/nope.gguf:raw")
+
+
+def test_model_that_is_not_gguf(db_path, tmp_path):
+    p = tmp_path / "notes.gguf"
+    p.write_text("hello")
+    assert "not a GGUF model file" in _lane_error(db_path, f"{p}:raw")
+
+
+def test_truncated_model(db_path, tmp_path, smollm2_path):
+    p = tmp_path / "half.gguf"
+    p.write_bytes(smollm2_path.read_bytes()[:30_000_000])
+    assert "truncated" in _lane_error(db_path, f"{p}:raw")
+
+
+def test_directory_as_model(db_path, tmp_path):
+    assert "is a directory" in _lane_error(db_path, f"{tmp_path}:raw")
+
+
+def test_base_override_with_missing_file(db_path, tmp_path):
+    r = run(
+        "ask",
+        "hi",
+        "--base",
+        str(tmp_path / "x.gguf"),
+        "--lanes",
+        "base:raw",
+        "--max-tokens",
+        "4",
+        db=db_path,
+    )
+    assert r.exit_code == 1 and "model file not found" in r.output
+
+
+def test_question_longer_than_context(db_path):
+    r = run(
+        "ask", "word " * 6000, "--lanes", "tuned:chat", "--max-tokens", "4", "--json", db=db_path
+    )
+    err = json.loads(r.stdout)["lanes"][0]["error"]
+    assert r.exit_code == 1 and "too many" in err and "4,096" in err
+
+
+def test_empty_question(db_path):
+    r = run("ask", "   ", db=db_path)
+    assert r.exit_code == 1 and "empty" in r.output
+
+
+def test_corrupt_database(tmp_path):
+    p = tmp_path / "x.db"
+    p.write_bytes(b"garbage" * 100)
+    r = run("ask", "hi", db=p)
+    assert r.exit_code == 1 and "not a SQLite database" in r.output
+    assert p.read_bytes() == b"garbage" * 100
+
+
+def test_unwritable_database():
+    r = run("ask", "hi", db="/proc/self/x.db")
+    assert r.exit_code == 1 and "session database" in r.output
+
+
+def test_models_lists_the_catalog():
+    r = run("models", "--json")
+    rows = {row["id"]: row for row in json.loads(r.stdout)}
+    assert (
+        rows["gemma3-270m"]["status"] == "found" and rows["gemma3-270m"]["chat_template"] is False
+    )
+    assert (
+        rows["gemma3-270m"]["quantization"] == "Q4_K_M" and rows["gemma3-270m"]["default"] == "base"
+    )
+    assert rows["smollm2-135m-instruct"]["chat_template"] is True
+    assert rows["smollm2-135m-instruct"]["family"].startswith("SmolLM2")
+
+
+def test_sessions_without_database(tmp_path):
+    r = run("sessions", db=tmp_path / "none.db")
+    assert r.exit_code == 1 and "no session database" in r.output

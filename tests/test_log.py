@@ -1,0 +1,225 @@
+"""The session log: schema, migrations, bad files, crash recovery, two writers at once."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from playground.core.log import SCHEMA_VERSION, LogError, SessionLog
+
+from .conftest import PLAYGROUND, ROOT
+
+
+def test_schema_and_wal(db_path):
+    log = SessionLog(db_path)
+    assert log.db.conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert {"sessions", "exchanges", "tokens", "tags", "_playground_migrations"} <= set(
+        log.db.table_names()
+    )
+    assert log.db.conn.execute("pragma user_version").fetchone()[0] == SCHEMA_VERSION
+    sid = log.new_session(["base:raw"])
+    ex = log.start_exchange(session_id=sid, turn=0, lane_index=0, lane="base:raw", stop=["\n"])
+    log.update_exchange(
+        ex,
+        tokens=[{"position": 0, "token_id": 5, "text": "a", "logprob": -0.1, "top": "[]"}],
+        output_text="a",
+    )
+    log.add_tag(ex, "hallucination", note="made up", tagger="ann")
+    log.close()
+    # Plain SQLite, readable by anything.
+    conn = sqlite3.connect(db_path)
+    row = conn.execute("select status, output_text, stop from exchanges").fetchone()
+    assert row == ("pending", "a", '["\\n"]')
+    assert conn.execute("select label, note, tagger from tags").fetchone() == (
+        "hallucination",
+        "made up",
+        "ann",
+    )
+
+
+def test_newer_database_is_refused_and_untouched(db_path):
+    SessionLog(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"pragma user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    before = db_path.read_bytes()
+    with pytest.raises(LogError, match="newer version"):
+        SessionLog(db_path)
+    assert db_path.read_bytes() == before
+
+
+def test_corrupt_database_is_never_overwritten(tmp_path):
+    p = tmp_path / "bad.db"
+    p.write_bytes(b"this is not sqlite at all" * 100)
+    before = p.read_bytes()
+    with pytest.raises(LogError, match="not a SQLite database.*untouched"):
+        SessionLog(p)
+    assert p.read_bytes() == before
+
+
+def test_damaged_database_body(tmp_path):
+    p = tmp_path / "damaged.db"
+    SessionLog(p).close()
+    data = bytearray(p.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # keep the header, wreck the first page
+    p.write_bytes(bytes(data))
+    before = p.read_bytes()
+    with pytest.raises(LogError, match="damaged|cannot open"):
+        SessionLog(p)
+    assert p.read_bytes() == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_path(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(LogError, match="not writable"):
+        SessionLog(ro / "x.db")
+
+
+def test_unwritable_location_even_for_root():
+    with pytest.raises(
+        LogError, match="cannot (create|write) the session database /proc/self/x.db"
+    ):
+        SessionLog("/proc/self/x.db")
+
+
+def test_directory_as_database(tmp_path):
+    with pytest.raises(LogError, match="is a directory"):
+        SessionLog(tmp_path)
+
+
+def test_unwritable_parent(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(LogError, match="cannot create the folder"):
+        SessionLog(blocker / "sub" / "x.db")
+
+
+def test_kill_9_leaves_an_interrupted_partial_answer(db_path):
+    proc = subprocess.Popen(
+        [
+            *PLAYGROUND,
+            "ask",
+            "Once upon a time",
+            "--lanes",
+            "base:raw",
+            "--max-tokens",
+            "3000",
+            "--db",
+            str(db_path),
+            "--json",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        text = ""
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            if not db_path.exists():
+                continue
+            try:
+                conn = sqlite3.connect(db_path, timeout=5)
+                row = conn.execute("select status, output_text from exchanges").fetchone()
+                conn.close()
+            except sqlite3.OperationalError:
+                continue
+            if row and row[0] == "streaming" and row[1] and len(row[1]) > 20:
+                text = row[1]
+                break
+        assert text, "the generation never started streaming"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    log = SessionLog(db_path)
+    assert log.interrupted_on_open == 1
+    row = next(log.db.query("select * from exchanges"))
+    assert row["status"] == "interrupted"
+    assert row["output_text"].startswith(text[:20])
+    assert log.tokens(row["id"]), "token rows written before the kill are kept"
+    assert log.db.conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
+WRITER = r"""
+import sys
+from playground.core.log import SessionLog
+log = SessionLog(sys.argv[1])
+sid = log.new_session(["writer:" + sys.argv[2]])
+for i in range(int(sys.argv[3])):
+    ex = log.start_exchange(session_id=sid, turn=i, lane_index=0, lane="x:raw", question=f"q{i}")
+    toks = [{"position": p, "token_id": p, "text": "t", "logprob": -1.0, "top": "[]"} for p in range(16)]
+    log.update_exchange(ex, tokens=toks[:8], status="streaming", output_text="partial")
+    log.update_exchange(ex, tokens=toks[8:], status="complete", output_text="done")
+print("ok")
+"""
+
+
+def test_two_processes_write_at_once_without_losing_rows(db_path):
+    SessionLog(db_path).close()
+    n = 150
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db_path), str(k), str(n)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(2)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert "locked" not in err
+        assert out.strip() == "ok"
+    conn = sqlite3.connect(db_path)
+    assert (
+        conn.execute("select count(*) from exchanges where status = 'complete'").fetchone()[0]
+        == 2 * n
+    )
+    assert conn.execute("select count(*) from tokens").fetchone()[0] == 2 * n * 16
+    assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
+def test_two_playground_processes_on_one_database(db_path):
+    cmd = [
+        *PLAYGROUND,
+        "ask",
+        "What is the capital of Italy?",
+        "--max-tokens",
+        "24",
+        "--db",
+        str(db_path),
+        "--json",
+    ]
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        outs.append(json.loads(out))
+    assert outs[0]["session_id"] != outs[1]["session_id"]
+    conn = sqlite3.connect(db_path)
+    rows = conn.execute("select status, completion_tokens, id from exchanges").fetchall()
+    assert len(rows) == 4 and all(r[0] == "complete" for r in rows)
+    for _, n, ex in rows:
+        assert (
+            conn.execute("select count(*) from tokens where exchange_id = ?", (ex,)).fetchone()[0]
+            == n
+        )
