@@ -45,6 +45,7 @@ class Started:
     model_id: str
     mode: str
     abstain: float | None
+    sampling: dict = field(default_factory=dict)  # the settings this answer is produced with
 
 
 @dataclass(frozen=True)

@@ -119,9 +119,12 @@ class ModelPool:
         self._models.clear()
 
 
+_lane_keys = iter(range(1_000_000_000))
+
+
 @dataclass
 class Lane:
-    """One column: a model, a mode, and its own conversation."""
+    """One column: a model, a mode, its own settings and its own conversation."""
 
     index: int
     spec: LaneSpec
@@ -129,12 +132,16 @@ class Lane:
     model: Model | None = None
     conversation: Conversation | None = None
     error: str | None = None
+    sampling: Sampling | None = None  # None: the settings given to ask()
     cancel: threading.Event = field(default_factory=threading.Event)
     turns: int = 0
+    last_exchange_id: int | None = None
+    key: str = field(default_factory=lambda: f"lane-{next(_lane_keys)}")
 
     @property
     def name(self) -> str:
-        return f"{self.index + 1}:{self.spec.text}"
+        """The stable key events carry to say which lane they belong to."""
+        return self.key
 
 
 @dataclass
@@ -162,14 +169,87 @@ class Playground:
         self.catalog = catalog
         self.pool = pool or ModelPool()
         self.log = log
-        self.lanes = [Lane(i, s) for i, s in enumerate(lanes)]
-        for lane in self.lanes:
-            try:
-                lane.model_spec = catalog.resolve(lane.spec.model)
-            except PlaygroundError as e:
-                lane.error = str(e)
+        self.lanes: list[Lane] = []
+        for spec in lanes:
+            self.add_lane(spec)
         self.session_id = session_id
         self.turn = 0
+
+    # -- lanes -----------------------------------------------------------------------------
+    def _resolve(self, lane: Lane) -> None:
+        lane.model = None
+        lane.conversation = None
+        lane.error = None
+        lane.model_spec = None
+        try:
+            lane.model_spec = self.catalog.resolve(lane.spec.model)
+        except PlaygroundError as e:
+            lane.error = str(e)
+
+    def add_lane(self, spec: LaneSpec) -> Lane:
+        lane = Lane(len(self.lanes), spec)
+        self._resolve(lane)
+        self.lanes.append(lane)
+        return lane
+
+    def remove_lane(self, index: int) -> None:
+        lane = self.lanes.pop(index)
+        lane.cancel.set()
+        self._reindex()
+
+    def move_lane(self, index: int, delta: int) -> int:
+        j = max(0, min(len(self.lanes) - 1, index + delta))
+        self.lanes.insert(j, self.lanes.pop(index))
+        self._reindex()
+        return j
+
+    def _reindex(self) -> None:
+        for i, lane in enumerate(self.lanes):
+            lane.index = i
+
+    def set_lane_spec(self, index: int, spec: LaneSpec) -> Lane:
+        """Change a lane's model or mode: its conversation starts afresh on the next message."""
+        lane = self.lanes[index]
+        lane.spec = spec
+        self._resolve(lane)
+        lane.turns = 0
+        return lane
+
+    def lane_by_key(self, key: str) -> Lane | None:
+        return next((lane for lane in self.lanes if lane.key == key), None)
+
+    def begin_turn(self) -> int:
+        """Start a new turn (a question sent to the lanes); returns its number."""
+        self.ensure_session()
+        turn = self.turn
+        self.turn += 1
+        return turn
+
+    def run_lane(
+        self,
+        lane: Lane,
+        question: str,
+        sampling: Sampling,
+        emit: Callable[[Event], None],
+        threads: int,
+        turn: int,
+        parent_id: int | None = None,
+    ) -> LaneResult:
+        """Run one lane to the end (blocking; call it from a worker thread). Never raises."""
+        results: dict[int, LaneResult] = {}
+        lane.cancel.clear()
+        self._run_lane_safe(
+            lane, question, lane.sampling or sampling, emit, threads, turn, results, parent_id
+        )
+        return results[lane.index]
+
+    def undo_turn(self, lane: Lane) -> str | None:
+        """Take back a lane's last turn (to regenerate or edit it); returns its question."""
+        if lane.conversation is None or not lane.conversation.turns:
+            return None
+        turn = lane.conversation.turns.pop()
+        lane.turns -= 1
+        return turn.question
 
     def ensure_session(self) -> str | None:
         if self.log is not None and self.session_id is None:
@@ -199,8 +279,7 @@ class Playground:
         emit = emit or (lambda e: None)
         self.ensure_session()
         targets = [self.lanes[i] for i in lanes] if lanes is not None else list(self.lanes)
-        turn = self.turn
-        self.turn += 1
+        turn = self.begin_turn()
         threads = self.threads_per_lane(targets)
         results: dict[int, LaneResult] = {}
         workers = []
@@ -208,7 +287,7 @@ class Playground:
             lane.cancel.clear()
             t = threading.Thread(
                 target=self._run_lane_safe,
-                args=(lane, question, sampling, emit, threads, turn, results),
+                args=(lane, question, lane.sampling or sampling, emit, threads, turn, results),
                 name=f"lane-{lane.index}",
                 daemon=True,
             )
@@ -230,9 +309,13 @@ class Playground:
             if lane_index is None or lane.index == lane_index:
                 lane.cancel.set()
 
-    def _run_lane_safe(self, lane, question, sampling, emit, threads, turn, results) -> None:
+    def _run_lane_safe(
+        self, lane, question, sampling, emit, threads, turn, results, parent_id=None
+    ) -> None:
         try:
-            results[lane.index] = self._run_lane(lane, question, sampling, emit, threads, turn)
+            results[lane.index] = self._run_lane(
+                lane, question, sampling, emit, threads, turn, parent_id
+            )
         except Exception as e:  # never let one lane take the others down
             msg = str(e) if isinstance(e, PlaygroundError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, PlaygroundError):
@@ -253,9 +336,17 @@ class Playground:
         return 0.0
 
     def _run_lane(
-        self, lane: Lane, question: str, sampling: Sampling, emit, threads: int, turn: int
+        self,
+        lane: Lane,
+        question: str,
+        sampling: Sampling,
+        emit,
+        threads: int,
+        turn: int,
+        parent_id: int | None = None,
     ) -> LaneResult:
         base_fields = {
+            "parent_id": parent_id,
             "session_id": self.session_id,
             "turn": turn,
             "lane_index": lane.index,
@@ -314,7 +405,17 @@ class Playground:
                 load_seconds=load_seconds,
             )
             writer = ExchangeWriter(self.log, ex_id)
-        emit(Started(lane.name, ex_id, model.model_id, lane.spec.mode, lane.spec.abstain))
+        lane.last_exchange_id = ex_id
+        emit(
+            Started(
+                lane.name,
+                ex_id,
+                model.model_id,
+                lane.spec.mode,
+                lane.spec.abstain,
+                run_sampling.as_dict(),
+            )
+        )
         outcome = Outcome()
         status, error = "complete", None
         try:
