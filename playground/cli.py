@@ -72,14 +72,58 @@ def _models_options(f):
     return f
 
 
+def _app_options(f):
+    f = click.option("--seed", type=int, default=None, help="Seed for sampling (temperature > 0).")(
+        f
+    )
+    f = click.option(
+        "--temperature",
+        type=click.FloatRange(0.0, 5.0),
+        default=0.0,
+        show_default=True,
+        help="0 = greedy.",
+    )(f)
+    f = click.option("--max-tokens", type=click.IntRange(1, 32768), default=256, show_default=True)(
+        f
+    )
+    f = click.option(
+        "--lanes",
+        "lanes_text",
+        default=DEFAULT_LANES,
+        show_default=True,
+        help="Comma-separated MODEL:MODE[+abstain@T] lane specs (1 to 4).",
+    )(f)
+    f = _db_option(f)
+    f = _models_options(f)
+    return f
+
+
+def _run_app(lanes_text, db_path, models_dir, base, tuned, max_tokens, temperature, seed) -> None:
+    from playground.tui.app import make_app
+
+    sampling = Sampling(temperature=temperature, seed=seed, max_tokens=max_tokens)
+    app = make_app(lanes_text, db_path or default_db_path(), models_dir, base, tuned, sampling)
+    app.run()
+
+
 @click.group(cls=PlaygroundGroup, invoke_without_command=True)
 @click.version_option(package_name="playground")
+@_app_options
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, **options) -> None:
     """Watch a base model and an instruction-tuned model answer the same question side by side,
-    and see why language models hallucinate."""
+    and see why language models hallucinate.
+
+    With no command, opens the app on the default pair (or the lanes given)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(ask, question=SAMPLE_QUESTION)
+        _run_app(**options)
+
+
+@cli.command()
+@_app_options
+def app(**options) -> None:
+    """Open the app: lanes side by side, token view, prompt inspector, tagging (same as no command)."""
+    _run_app(**options)
 
 
 def _kind_label(kind: str) -> str:

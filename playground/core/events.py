@@ -62,6 +62,15 @@ class ModelLoaded:
 
 
 @dataclass(frozen=True)
+class LaneNotReady:
+    """The lane cannot answer as set up (model failed to load, mode not possible for the model)."""
+
+    lane: str
+    model_id: str
+    error: str
+
+
+@dataclass(frozen=True)
 class Stats:
     prompt_tokens: int
     evaluated: int
@@ -92,4 +101,4 @@ class Finished:
     error: str | None = None
 
 
-Event = PromptReady | Token | Started | ModelLoading | ModelLoaded | Finished
+Event = PromptReady | Token | Started | ModelLoading | ModelLoaded | LaneNotReady | Finished

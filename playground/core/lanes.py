@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from playground.core.catalog import Catalog, ModelSpec
 from playground.core.engine import EngineError, Model, Outcome, Sampling, cpu_count
 from playground.core.errors import PlaygroundError
-from playground.core.events import Event, Finished, ModelLoaded, ModelLoading, PromptReady, Started
+from playground.core.events import (
+    Event,
+    Finished,
+    LaneNotReady,
+    ModelLoaded,
+    ModelLoading,
+    PromptReady,
+    Started,
+)
 from playground.core.gguf import file_sha256
 from playground.core.log import ExchangeWriter, SessionLog
 from playground.core.prompts import MODES, Conversation, ModeSpec
@@ -242,6 +250,20 @@ class Playground:
             lane, question, lane.sampling or sampling, emit, threads, turn, results, parent_id
         )
         return results[lane.index]
+
+    def load_lane(self, lane: Lane, emit: Callable[[Event], None]) -> bool:
+        """Load the lane's model and check its mode works with it (blocking; from a worker).
+        Problems are reported as a LaneNotReady event; returns whether the lane is ready."""
+        try:
+            self._load(lane, emit)
+            assert lane.model is not None
+            if lane.conversation is None:
+                lane.conversation = Conversation(lane.spec.mode_spec(), lane.model)
+            return True
+        except (PlaygroundError, OSError) as e:
+            model_id = lane.model_spec.id if lane.model_spec else lane.spec.model
+            emit(LaneNotReady(lane.name, model_id, str(e)))
+            return False
 
     def undo_turn(self, lane: Lane) -> str | None:
         """Take back a lane's last turn (to regenerate or edit it); returns its question."""

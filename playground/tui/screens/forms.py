@@ -1,0 +1,175 @@
+"""Small forms: lane settings, a new lane, a note for a tag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from playground.core.engine import EngineError, Sampling
+from playground.core.errors import PlaygroundError
+from playground.core.lanes import LaneSpec, parse_lane
+from playground.core.prompts import MODES
+
+
+class TextPrompt(ModalScreen[str | None]):
+    """Ask for one line of text (a note, a lane spec); a validator may refuse it with a message."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, placeholder: str = "", value: str = "", validate=None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.placeholder = placeholder
+        self.value = value
+        self.validate = validate
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="form"):
+            yield Label(Text(self.title_text), classes="title")
+            yield Input(value=self.value, placeholder=self.placeholder, id="prompt-value")
+            yield Static("", id="form-error", classes="error")
+            yield Label(Text("Enter to accept · Esc to cancel", style="dim"))
+
+    @on(Input.Submitted)
+    def accept(self, event: Input.Submitted) -> None:
+        value = event.value
+        if self.validate is not None:
+            try:
+                self.validate(value)
+            except PlaygroundError as e:
+                self.query_one("#form-error", Static).update(Text(str(e)))
+                return
+        self.dismiss(value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass
+class LaneSettings:
+    spec: LaneSpec
+    sampling: Sampling
+
+
+class LaneSettingsScreen(ModalScreen[LaneSettings | None]):
+    """Model, mode, abstention target and sampling for one lane; applies to the next message."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Apply")]
+
+    def __init__(
+        self, lane_title: str, spec: LaneSpec, sampling: Sampling, model_ids: list[str]
+    ) -> None:
+        super().__init__()
+        self.lane_title = lane_title
+        self.spec = spec
+        self.sampling = sampling
+        self.model_ids = model_ids
+
+    def compose(self) -> ComposeResult:
+        s = self.sampling
+        models = list(dict.fromkeys(["base", "tuned", *self.model_ids, self.spec.model]))
+        with Vertical(classes="form"):
+            yield Label(
+                Text(f"Settings for {self.lane_title} (apply to the next message)"), classes="title"
+            )
+            with Horizontal(classes="row"):
+                yield Label("Model")
+                yield Select(
+                    [(m, m) for m in models], value=self.spec.model, allow_blank=False, id="model"
+                )
+            with Horizontal(classes="row"):
+                yield Label("Mode")
+                yield Select(
+                    [(m, m) for m in MODES], value=self.spec.mode, allow_blank=False, id="mode"
+                )
+            with Horizontal(classes="row"):
+                yield Label("Abstain T")
+                yield Input(
+                    value="" if self.spec.abstain is None else f"{self.spec.abstain:g}",
+                    placeholder="off, or 0.5 / 0.75 / 0.9",
+                    id="abstain",
+                )
+            with Horizontal(classes="row"):
+                yield Label("Temperature")
+                yield Input(value=f"{s.temperature:g}", placeholder="0 = greedy", id="temperature")
+            with Horizontal(classes="row"):
+                yield Label("Top-p")
+                yield Input(value=f"{s.top_p:g}", id="top_p")
+            with Horizontal(classes="row"):
+                yield Label("Top-k")
+                yield Input(value=str(s.top_k), placeholder="0 = off", id="top_k")
+            with Horizontal(classes="row"):
+                yield Label("Max tokens")
+                yield Input(value=str(s.max_tokens), id="max_tokens")
+            with Horizontal(classes="row"):
+                yield Label("Seed")
+                yield Input(
+                    value="" if s.seed is None else str(s.seed), placeholder="random", id="seed"
+                )
+            yield Static("", id="form-error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Apply", variant="primary", id="apply")
+                yield Button("Cancel", id="cancel")
+
+    def _value(self, wid: str) -> str:
+        return self.query_one(f"#{wid}", Input).value.strip()
+
+    def _parse(self) -> LaneSettings:
+        def num(wid, kind, label):
+            raw = self._value(wid)
+            try:
+                return kind(raw)
+            except ValueError:
+                raise PlaygroundError(
+                    f"{label}: {raw!r} is not a valid {'whole number' if kind is int else 'number'}"
+                ) from None
+
+        model = str(self.query_one("#model", Select).value)
+        mode = str(self.query_one("#mode", Select).value)
+        abstain = self._value("abstain")
+        t = None
+        if abstain and abstain.lower() not in ("off", "none", "-"):
+            spec_text = f"{model}:{mode}+abstain@{abstain}"
+        else:
+            spec_text = f"{model}:{mode}"
+        spec = parse_lane(spec_text)
+        t = spec.abstain
+        seed = self._value("seed")
+        try:
+            sampling = Sampling(
+                temperature=num("temperature", float, "Temperature"),
+                top_p=num("top_p", float, "Top-p"),
+                top_k=num("top_k", int, "Top-k"),
+                max_tokens=num("max_tokens", int, "Max tokens"),
+                seed=int(seed) if seed else None,
+            )
+        except ValueError:
+            raise PlaygroundError(f"Seed: {seed!r} is not a whole number") from None
+        except EngineError:
+            raise
+        return LaneSettings(LaneSpec(spec.model, spec.mode, t), sampling)
+
+    def action_save(self) -> None:
+        try:
+            self.dismiss(self._parse())
+        except PlaygroundError as e:
+            self.query_one("#form-error", Static).update(Text(str(e)))
+
+    @on(Button.Pressed, "#apply")
+    def _apply(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_save()

@@ -1,0 +1,47 @@
+"""F1 / ?: every key, grouped, with the id to rebind it in the config file."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+INTRO = (
+    "Type a question and press Enter: every lane answers at once. Tab moves between the input and the "
+    "lanes; a focused lane takes the single-letter keys below. Ctrl+P opens the command palette, which "
+    'offers every action. Keys can be changed in the config file ([keys] id = "key").'
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "Close")]
+
+    def __init__(self, app_bindings, lane_bindings, config_path: str) -> None:
+        super().__init__()
+        self.app_bindings = app_bindings
+        self.lane_bindings = lane_bindings
+        self.config_path = config_path
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static(Text("playground — keys", style="bold"), classes="title")
+            yield Static(Text(INTRO), classes="intro")
+            yield Static(self._table("Anywhere", self.app_bindings))
+            yield Static(self._table("In a focused lane", self.lane_bindings))
+            yield Static(
+                Text(f"Config file: {self.config_path}   ·   Esc closes this screen", style="dim")
+            )
+
+    @staticmethod
+    def _table(title: str, bindings) -> Table:
+        t = Table(title=title, title_justify="left", expand=True, show_edge=False)
+        t.add_column("key", style="bold", no_wrap=True)
+        t.add_column("action")
+        t.add_column("id (for the config file)", style="dim")
+        for key, description, binding_id in bindings:
+            t.add_row(Text(key), Text(description), Text(binding_id or ""))
+        return t

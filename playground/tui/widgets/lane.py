@@ -1,0 +1,314 @@
+"""One lane: a header with the model and its settings, the conversation, and a token heat map.
+
+Everything that came from a user or a model is put into `rich.text.Text` objects as plain strings,
+never parsed as markup, so `[bold red]` in an answer is shown as typed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from playground.core.events import Finished, ModelLoaded, ModelLoading, PromptReady, Started, Token
+
+TAG_STYLES = {
+    "correct": "bold black on green",
+    "hallucination": "bold white on red",
+    "abstained": "bold black on yellow",
+    "partial": "bold black on cyan",
+}
+
+
+def prob_style(p: float) -> str:
+    """Background from red (unlikely) through yellow to green (likely)."""
+    p = max(0.0, min(1.0, p))
+    if p < 0.5:
+        r, g = 200, int(60 + 280 * p)
+    else:
+        r, g = int(200 - 300 * (p - 0.5)), 200
+    return f"black on rgb({max(r, 40)},{min(g, 200)},60)"
+
+
+def show_piece(piece: str) -> str:
+    """A token's text with whitespace made visible for the token view."""
+    return piece.replace("\n", "↵\n").replace("\t", "⇥") or "∅"
+
+
+@dataclass
+class Answer:
+    """One turn of this lane: the question and the answer as it streams."""
+
+    question: str
+    text: str = ""
+    tokens: list[Token] = field(default_factory=list)
+    status: str = "waiting"
+    error: str | None = None
+    finish_reason: str | None = None
+    exchange_id: int | None = None
+    stats: object | None = None
+    prompt: PromptReady | None = None
+    settings: dict = field(default_factory=dict)
+    mode: str = ""
+    abstain: float | None = None
+    model_id: str = ""
+    tags: list[str] = field(default_factory=list)
+    turn: int = 0
+
+
+class LaneView(Vertical, can_focus=True):
+    """A lane. Focus it (Tab or click) to use its keys."""
+
+    BINDINGS = [
+        Binding("m", "app.lane_cycle_mode", "Mode", id="lane.mode"),
+        Binding("a", "app.lane_toggle_abstain", "Abstain", id="lane.abstain"),
+        Binding("t", "app.lane_cycle_target", "Target T", show=False, id="lane.target"),
+        Binding("v", "toggle_tokens", "Tokens", id="lane.tokens"),
+        Binding("i", "app.lane_inspect", "Inspect", id="lane.inspect"),
+        Binding("s", "app.lane_settings", "Settings", id="lane.settings"),
+        Binding("c", "app.lane_tag('correct')", "Correct", show=False, id="lane.tag_correct"),
+        Binding(
+            "h", "app.lane_tag('hallucination')", "Halluc.", show=False, id="lane.tag_hallucination"
+        ),
+        Binding(
+            "d", "app.lane_tag('abstained')", "Didn't know", show=False, id="lane.tag_abstained"
+        ),
+        Binding("p", "app.lane_tag('partial')", "Partial", show=False, id="lane.tag_partial"),
+        Binding("n", "app.lane_tag_note", "Tag+note", show=False, id="lane.tag_note"),
+        Binding("x", "app.lane_cancel", "Cancel lane", show=False, id="lane.cancel"),
+        Binding("r", "app.lane_regenerate", "Regenerate", show=False, id="lane.regenerate"),
+        Binding("y", "app.lane_copy", "Copy", show=False, id="lane.copy"),
+        Binding("Y", "app.lane_copy_code", "Copy code", show=False, id="lane.copy_code"),
+        Binding("delete", "app.lane_remove", "Remove lane", show=False, id="lane.remove"),
+        Binding(
+            "less_than_sign", "app.lane_move(-1)", "Move left", show=False, id="lane.move_left"
+        ),
+        Binding(
+            "greater_than_sign", "app.lane_move(1)", "Move right", show=False, id="lane.move_right"
+        ),
+        Binding("left", "token_cursor(-1)", "Prev token", show=False, id="lane.token_prev"),
+        Binding("right", "token_cursor(1)", "Next token", show=False, id="lane.token_next"),
+    ]
+
+    token_view: reactive[bool] = reactive(False)
+
+    class TokenHover(Message):
+        def __init__(self, lane: LaneView, index: int) -> None:
+            self.lane = lane
+            self.index = index
+            super().__init__()
+
+    def __init__(self, lane_key: str, **kwargs) -> None:
+        super().__init__(id=f"view-{lane_key}", classes="lane", **kwargs)
+        self.lane_key = lane_key
+        self.answers: list[Answer] = []
+        self.notes: list[tuple[int, str]] = []  # (position in answers, notice) e.g. mode changes
+        self.header_text = Text("")
+        self.status_text = Text("")
+        self.load_state = "waiting"
+        self.cursor: int | None = None
+        self.dirty = True
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="lane-header", classes="lane-header")
+        with VerticalScroll(classes="lane-body"):
+            yield Static(id="lane-text", classes="lane-text")
+        yield Static(id="lane-detail", classes="lane-detail")
+        yield Static(id="lane-status", classes="lane-status")
+
+    # -- events from the engine -------------------------------------------------------------
+    @property
+    def current(self) -> Answer | None:
+        return self.answers[-1] if self.answers else None
+
+    def begin(self, question: str) -> Answer:
+        ans = Answer(question=question)
+        self.answers.append(ans)
+        self.cursor = None
+        self.dirty = True
+        return ans
+
+    def apply(self, ev) -> None:
+        """Take one engine event (called on the UI thread, in batches)."""
+        ans = self.current
+        if isinstance(ev, ModelLoading):
+            self.load_state = f"loading {ev.model_id}…"
+        elif isinstance(ev, ModelLoaded):
+            self.load_state = (
+                f"ready ({ev.model_id} loaded in {ev.seconds:.1f} s)" if ev.seconds else "ready"
+            )
+        elif ans is None:
+            return
+        elif isinstance(ev, Started):
+            ans.exchange_id = ev.exchange_id
+            ans.status = "starting"
+            ans.settings = ev.sampling
+            ans.mode, ans.abstain, ans.model_id = ev.mode, ev.abstain, ev.model_id
+        elif isinstance(ev, PromptReady):
+            ans.prompt = ev
+            ans.status = "streaming"
+        elif isinstance(ev, Token):
+            ans.text += ev.text
+            if ev.token_id >= 0:
+                ans.tokens.append(ev)
+        elif isinstance(ev, Finished):
+            ans.status = ev.status
+            ans.error = ev.error
+            ans.finish_reason = ev.finish_reason
+            ans.stats = ev.stats
+            ans.exchange_id = ev.exchange_id or ans.exchange_id
+            if ev.stats is not None:  # drop the tokens of a stop sequence: they are not the answer
+                ans.tokens = ans.tokens[: ev.stats.answer_tokens]
+            if ev.status != "error":
+                ans.text = ev.text
+        self.dirty = True
+
+    def note(self, text: str) -> None:
+        self.notes.append((len(self.answers), text))
+        self.dirty = True
+
+    # -- rendering --------------------------------------------------------------------------
+    def set_header(self, header: Text) -> None:
+        self.header_text = header
+        self.dirty = True
+
+    def refresh_view(self) -> None:
+        """Repaint if anything changed since the last call (the app calls this on a timer)."""
+        if not self.dirty or not self.is_mounted:
+            return
+        self.dirty = False
+        body = self.query_one(".lane-body", VerticalScroll)
+        at_bottom = body.scroll_y >= body.max_scroll_y - 1
+        self.query_one("#lane-header", Static).update(self.header_text)
+        self.query_one("#lane-text", Static).update(self._render_conversation())
+        self.query_one("#lane-detail", Static).update(self._render_detail())
+        self.query_one("#lane-status", Static).update(self._render_status())
+        if at_bottom:
+            body.scroll_end(animate=False, immediate=False)
+
+    def _render_conversation(self) -> Text:
+        out = Text()
+        notes = dict(self.notes) if self.notes else {}
+        for i, ans in enumerate(self.answers):
+            if i in notes:
+                out.append(f"— {notes[i]} —\n\n", style="italic dim")
+            out.append("You: ", style="bold cyan")
+            out.append(ans.question + "\n", style="cyan")
+            for tag in ans.tags:
+                out.append(f" {tag} ", style=TAG_STYLES.get(tag, "reverse"))
+                out.append(" ")
+            if ans.tags:
+                out.append("\n")
+            if self.token_view and ans is self.current and ans.tokens:
+                out.append_text(self._render_tokens(ans))
+            else:
+                body = ans.text.strip("\n")
+                if body.startswith(" "):
+                    body = body[1:]
+                out.append(
+                    body or ("…" if ans.status in ("waiting", "starting", "streaming") else "")
+                )
+            if ans.status == "cancelled":
+                out.append("  [cancelled]", style="bold yellow")
+            elif ans.status == "error":
+                out.append(f"\n{ans.error}", style="bold red")
+            out.append("\n\n")
+        if len(self.answers) in notes:
+            out.append(f"— {notes[len(self.answers)]} —\n", style="italic dim")
+        if not self.answers:
+            out.append(self.load_state, style="dim")
+        return out
+
+    def _render_tokens(self, ans: Answer) -> Text:
+        out = Text()
+        for i, tok in enumerate(ans.tokens):
+            p = math.exp(tok.logprob)
+            style = Style.parse(prob_style(p)) + Style(underline=i % 2 == 1)
+            if i == self.cursor:
+                style += Style(reverse=True, bold=True)
+            out.append(show_piece(tok.piece), style + Style(meta={"token": i}))
+        return out
+
+    def _render_detail(self) -> Text:
+        ans = self.current
+        if not self.token_view or ans is None or not ans.tokens:
+            return Text("")
+        i = self.cursor if self.cursor is not None else len(ans.tokens) - 1
+        i = max(0, min(i, len(ans.tokens) - 1))
+        tok = ans.tokens[i]
+        out = Text()
+        out.append(f"token {i + 1}/{len(ans.tokens)} ", style="bold")
+        out.append(repr(tok.piece))
+        out.append(f"  id {tok.token_id}  p={math.exp(tok.logprob):.1%}\n", style="dim")
+        for alt in tok.top:
+            chosen = alt.token_id == tok.token_id
+            out.append(f"{math.exp(alt.logprob):6.1%} ", style="bold" if chosen else "")
+            out.append(repr(alt.text), style="bold green" if chosen else "")
+            out.append("  ")
+        return out
+
+    def _render_status(self) -> Text:
+        ans = self.current
+        out = Text()
+        if ans is None:
+            return out
+        s = ans.stats
+        if ans.status in ("starting", "streaming") and ans.tokens:
+            el = ans.tokens[-1].elapsed - ans.tokens[0].elapsed
+            tps = (len(ans.tokens) - 1) / el if el > 0 else 0.0
+            out.append(f"streaming · {len(ans.tokens)} tokens · {tps:.0f} tok/s", style="bold")
+        elif ans.status in ("starting", "streaming", "waiting"):
+            out.append(
+                "evaluating the prompt…" if ans.status != "waiting" else "waiting for the model…",
+                style="dim",
+            )
+        elif s is not None:
+            parts = [
+                ans.status if ans.status != "complete" else f"done ({ans.finish_reason})",
+                f"{s.completion_tokens} tok",
+                f"{s.tokens_per_second:.0f} tok/s" if s.tokens_per_second else "",
+                f"first token {s.time_to_first_token * 1000:.0f} ms"
+                if s.time_to_first_token is not None
+                else "",
+                f"confidence {s.confidence:.0%}" if s.confidence is not None else "",
+                f"prompt {s.prompt_tokens} ({s.reused} cached)",
+            ]
+            out.append(" · ".join(p for p in parts if p))
+        elif ans.status == "error":
+            out.append("error", style="bold red")
+        return out
+
+    # -- interaction --------------------------------------------------------------------------
+    def action_toggle_tokens(self) -> None:
+        self.token_view = not self.token_view
+
+    def watch_token_view(self, value: bool) -> None:
+        self.set_class(value, "tokens")
+        self.dirty = True
+        self.refresh_view()
+
+    def action_token_cursor(self, delta: int) -> None:
+        ans = self.current
+        if not self.token_view or ans is None or not ans.tokens:
+            return
+        n = len(ans.tokens)
+        self.cursor = (n - 1 if self.cursor is None else self.cursor) + delta
+        self.cursor = max(0, min(n - 1, self.cursor))
+        self.dirty = True
+        self.refresh_view()
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        index = event.style.meta.get("token") if event.style else None
+        if index is not None and index != self.cursor:
+            self.cursor = index
+            self.dirty = True
+            self.refresh_view()
