@@ -161,6 +161,7 @@ class PlaygroundApp(App):
                     view.set_header(self._header(lane))
             if isinstance(ev, Finished):
                 self.running.discard(ev.lane)
+            if isinstance(ev, Finished | ModelLoaded | LaneNotReady):
                 self._update_status()
         for view in self.views.values():
             view.refresh_view()
@@ -225,7 +226,10 @@ class PlaygroundApp(App):
         t.append(f" · session {self.pg.session_id or '(new)'}")
         t.append(f" · {self.device} · {threads} thread{'s' if threads > 1 else ''} per lane")
         if len(fams) > 1:
-            t.append(" · families differ: " + " vs ".join(sorted(f.split(" (")[0] for f in fams)), style="yellow")
+            t.append(
+                " · families differ: " + " vs ".join(sorted(f.split(" (")[0] for f in fams)),
+                style="yellow",
+            )
         if self.editing:
             t.append(" · editing the last question", style="bold yellow")
         self.query_one("#status", Static).update(t)

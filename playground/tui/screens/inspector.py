@@ -6,14 +6,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.screen import Screen
+from textual.widgets import Footer, Static
 
 SPECIAL = "bold white on dark_magenta"
 ALT = ("on grey15", "on grey23")
 
 
-class InspectorScreen(ModalScreen[None]):
+class InspectorScreen(Screen[None]):
     BINDINGS = [Binding("escape,q,i", "dismiss", "Close")]
 
     def __init__(
@@ -58,7 +58,7 @@ class InspectorScreen(ModalScreen[None]):
                 Text("\nToken ids (one box per token; cached ones dim):", style="bold underline")
             )
             yield Static(self._id_view(), id="inspector-ids")
-            yield Static(Text("Esc closes", style="dim"))
+        yield Footer()
 
     def _text_view(self) -> Text:
         out = Text()

@@ -143,9 +143,7 @@ class LaneView(Vertical, can_focus=True):
         if isinstance(ev, ModelLoading):
             self.load_state = f"loading {ev.model_id}…"
         elif isinstance(ev, ModelLoaded):
-            self.load_state = (
-                f"ready ({ev.model_id} loaded in {ev.seconds:.1f} s)" if ev.seconds else "ready"
-            )
+            self.load_state = "ready: type a question below and press Enter"
         elif ans is None:
             return
         elif isinstance(ev, Started):
