@@ -47,7 +47,7 @@ async def ask(pilot, question):
 
 
 def text_of(view: LaneView) -> str:
-    return view.query_one("#lane-text").content.plain
+    return view.conversation_text()
 
 
 def header_of(view: LaneView) -> str:

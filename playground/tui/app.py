@@ -37,7 +37,7 @@ from playground.tui.widgets.prompt_input import PromptInput
 
 MAX_LANES = 4
 TARGETS = (0.5, 0.75, 0.9)
-FRAME_S = 1 / 20
+FRAME_S = 1 / 10
 STACK_BELOW_COLUMNS = 34  # narrower lanes than this stack vertically instead
 
 
@@ -46,7 +46,7 @@ def _kind(kind: str) -> str:
 
 
 class PlaygroundApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "playground"
     SUB_TITLE = "base vs tuned, side by side"
 
@@ -177,11 +177,10 @@ class PlaygroundApp(App):
             t.append(lane.spec.model, style="bold red")
         else:
             t.append(spec.id, style="bold")
-            fam = spec.family_name(lane.model.info if lane.model else None)
-            t.append(f" · {fam} · ", style="")
-            t.append(
-                _kind(spec.kind), style="bold green" if spec.kind == "tuned" else "bold yellow"
-            )
+            t.append(" · ")
+            kind_style = "bold green" if spec.kind == "tuned" else "bold yellow"
+            t.append(_kind(spec.kind), style=kind_style)
+            t.append(" · " + spec.family_name(lane.model.info if lane.model else None))
         t.append("\n")
         ans = view.current if view else None
         shown = ans.settings if ans and ans.settings else None
@@ -411,7 +410,7 @@ class PlaygroundApp(App):
             self.notify(str(e), severity="error")
             return
         ans.tags.append(label)
-        view.dirty = True
+        view.mark_answer(ans)
         self.notify(f"Lane {lane.index + 1}: tagged {label}" + (f" ({note})" if note else ""))
 
     def action_lane_tag_note(self, index: int | None = None) -> None:
@@ -535,9 +534,7 @@ class PlaygroundApp(App):
             return
         self.pg.new_session()
         for view in self.views.values():
-            view.answers.clear()
-            view.notes.clear()
-            view.dirty = True
+            view.clear()
         self._update_status()
         self.notify("New session: the next question starts fresh conversations.")
 

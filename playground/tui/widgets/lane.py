@@ -7,6 +7,7 @@ never parsed as markup, so `[bold red]` in an answer is shown as typed.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 from rich.style import Style
@@ -20,6 +21,8 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from playground.core.events import Finished, ModelLoaded, ModelLoading, PromptReady, Started, Token
+
+LAYOUT_EVERY_S = 0.3
 
 TAG_STYLES = {
     "correct": "bold black on green",
@@ -116,12 +119,17 @@ class LaneView(Vertical, can_focus=True):
         self.status_text = Text("")
         self.load_state = "waiting"
         self.cursor: int | None = None
-        self.dirty = True
+        self.dirty = True  # header, status, detail, placeholder
+        self.dirty_answers: set[int] = set()
+        self._answer_widgets: list[Static] = []
+        self._last_layout = 0.0
+        self._shown_header: Text | None = None
+        self._shown_load_state: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="lane-header", classes="lane-header")
         with VerticalScroll(classes="lane-body"):
-            yield Static(id="lane-text", classes="lane-text")
+            yield Static(id="lane-placeholder", classes="lane-placeholder")
         yield Static(id="lane-detail", classes="lane-detail")
         yield Static(id="lane-status", classes="lane-status")
 
@@ -133,9 +141,29 @@ class LaneView(Vertical, can_focus=True):
     def begin(self, question: str) -> Answer:
         ans = Answer(question=question)
         self.answers.append(ans)
+        widget = Static(classes="lane-answer")
+        self._answer_widgets.append(widget)
+        self.query_one(".lane-body", VerticalScroll).mount(widget)
         self.cursor = None
         self.dirty = True
+        self.dirty_answers.add(len(self.answers) - 1)
         return ans
+
+    def clear(self) -> None:
+        """Forget the conversation on screen (a new session)."""
+        self.answers.clear()
+        self.notes.clear()
+        for w in self.query(".lane-answer, .lane-note"):
+            w.remove()
+        self._answer_widgets.clear()
+        self.dirty_answers.clear()
+        self.dirty = True
+
+    def mark_answer(self, ans: Answer | None = None) -> None:
+        """Repaint one answer (the current one by default) on the next frame."""
+        ans = ans or self.current
+        if ans is not None:
+            self.dirty_answers.add(self.answers.index(ans))
 
     def apply(self, ev) -> None:
         """Take one engine event (called on the UI thread, in batches)."""
@@ -169,9 +197,14 @@ class LaneView(Vertical, can_focus=True):
             if ev.status != "error":
                 ans.text = ev.text
         self.dirty = True
+        if ans is not None:
+            self.mark_answer(ans)
 
     def note(self, text: str) -> None:
         self.notes.append((len(self.answers), text))
+        self.query_one(".lane-body", VerticalScroll).mount(
+            Static(Text(f"— {text} —", style="italic dim"), classes="lane-note")
+        )
         self.dirty = True
 
     # -- rendering --------------------------------------------------------------------------
@@ -180,50 +213,67 @@ class LaneView(Vertical, can_focus=True):
         self.dirty = True
 
     def refresh_view(self) -> None:
-        """Repaint if anything changed since the last call (the app calls this on a timer)."""
-        if not self.dirty or not self.is_mounted:
+        """Repaint what changed since the last call (the app calls this on a timer).
+
+        Finished answers are widgets of their own that are not touched again. While an answer
+        streams, its text is repainted every frame but the screen layout (the costly part, which
+        competes with the model threads for the CPU) is redone at most every LAYOUT_EVERY_S."""
+        if not (self.dirty or self.dirty_answers) or not self.is_mounted:
             return
-        self.dirty = False
         body = self.query_one(".lane-body", VerticalScroll)
         at_bottom = body.scroll_y >= body.max_scroll_y - 1
-        self.query_one("#lane-header", Static).update(self.header_text)
-        self.query_one("#lane-text", Static).update(self._render_conversation())
-        self.query_one("#lane-detail", Static).update(self._render_detail())
-        self.query_one("#lane-status", Static).update(self._render_status())
+        now = time.monotonic()
+        for i in sorted(self.dirty_answers):
+            if i < len(self._answer_widgets):
+                ans = self.answers[i]
+                streaming = ans.status in ("starting", "streaming")
+                layout = not streaming or now - self._last_layout >= LAYOUT_EVERY_S
+                if layout:
+                    self._last_layout = now
+                self._answer_widgets[i].update(self._render_answer(ans), layout=layout)
+        self.dirty_answers.clear()
+        if self.dirty:
+            self.dirty = False
+            if self.header_text is not self._shown_header:
+                self._shown_header = self.header_text
+                self.query_one("#lane-header", Static).update(self.header_text)
+            placeholder = self.query_one("#lane-placeholder", Static)
+            if placeholder.display != (not self.answers):
+                placeholder.display = not self.answers
+            if self.load_state != self._shown_load_state:
+                self._shown_load_state = self.load_state
+                style = "red" if self.load_state.startswith("Not ready") else "dim"
+                placeholder.update(Text(self.load_state, style=style))
+            self.query_one("#lane-detail", Static).update(self._render_detail(), layout=False)
+            self.query_one("#lane-status", Static).update(self._render_status(), layout=False)
         if at_bottom:
             body.scroll_end(animate=False, immediate=False)
 
-    def _render_conversation(self) -> Text:
+    def conversation_text(self) -> str:
+        """The conversation as shown, as plain text (for tests and copying)."""
+        parts = [self.load_state] if not self.answers else []
+        parts += [self._render_answer(a).plain for a in self.answers]
+        return "\n".join(parts)
+
+    def _render_answer(self, ans: Answer) -> Text:
         out = Text()
-        notes = dict(self.notes) if self.notes else {}
-        for i, ans in enumerate(self.answers):
-            if i in notes:
-                out.append(f"— {notes[i]} —\n\n", style="italic dim")
-            out.append("You: ", style="bold cyan")
-            out.append(ans.question + "\n", style="cyan")
-            for tag in ans.tags:
-                out.append(f" {tag} ", style=TAG_STYLES.get(tag, "reverse"))
-                out.append(" ")
-            if ans.tags:
-                out.append("\n")
-            if self.token_view and ans is self.current and ans.tokens:
-                out.append_text(self._render_tokens(ans))
-            else:
-                body = ans.text.strip("\n")
-                if body.startswith(" "):
-                    body = body[1:]
-                out.append(
-                    body or ("…" if ans.status in ("waiting", "starting", "streaming") else "")
-                )
-            if ans.status == "cancelled":
-                out.append("  [cancelled]", style="bold yellow")
-            elif ans.status == "error":
-                out.append(f"\n{ans.error}", style="bold red")
-            out.append("\n\n")
-        if len(self.answers) in notes:
-            out.append(f"— {notes[len(self.answers)]} —\n", style="italic dim")
-        if not self.answers:
-            out.append(self.load_state, style="dim")
+        out.append("You: ", style="bold cyan")
+        out.append(ans.question + "\n", style="cyan")
+        for tag in ans.tags:
+            out.append(f" {tag} ", style=TAG_STYLES.get(tag, "reverse"))
+            out.append(" ")
+        if ans.tags:
+            out.append("\n")
+        if self.token_view and ans is self.current and ans.tokens:
+            out.append_text(self._render_tokens(ans))
+        else:
+            body = ans.text.strip()
+            out.append(body or ("…" if ans.status in ("waiting", "starting", "streaming") else ""))
+        if ans.status == "cancelled":
+            out.append("  [cancelled]", style="bold yellow")
+        elif ans.status == "error":
+            out.append(f"\n{ans.error}", style="bold red")
+        out.append("\n")
         return out
 
     def _render_tokens(self, ans: Answer) -> Text:
@@ -292,6 +342,7 @@ class LaneView(Vertical, can_focus=True):
     def watch_token_view(self, value: bool) -> None:
         self.set_class(value, "tokens")
         self.dirty = True
+        self.mark_answer()
         self.refresh_view()
 
     def action_token_cursor(self, delta: int) -> None:
@@ -302,6 +353,7 @@ class LaneView(Vertical, can_focus=True):
         self.cursor = (n - 1 if self.cursor is None else self.cursor) + delta
         self.cursor = max(0, min(n - 1, self.cursor))
         self.dirty = True
+        self.mark_answer()
         self.refresh_view()
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
@@ -309,4 +361,5 @@ class LaneView(Vertical, can_focus=True):
         if index is not None and index != self.cursor:
             self.cursor = index
             self.dirty = True
+            self.mark_answer()
             self.refresh_view()
