@@ -218,3 +218,54 @@ async def test_layout_fits(db_path, size):
         assert lanes.has_class("stacked") == (size[0] == 80)
         for view in app.views.values():
             assert view.region.width >= 20 and view.region.height >= 5
+
+
+async def test_keys_from_the_config_file_and_input_history(db_path, tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[user]\ntagger = "ada"\n[keys]\n"lane.mode" = "f6"\n')
+    app = make_app("tuned:chat", db_path, sampling=Sampling(max_tokens=4), config=Config.load(cfg))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await ask(pilot, "first question")
+        await ask(pilot, "second question")
+        box = app.query_one("#input")
+        box.focus()
+        await pilot.press("up")
+        assert box.text == "second question"
+        await pilot.press("up")
+        assert box.text == "first question"
+        await pilot.press("down", "down")
+        assert box.text == ""
+        await pilot.press("a", "ctrl+j", "b")
+        assert box.text == "a\nb"
+        view = next(iter(app.views.values()))
+        view.focus()
+        await pilot.press("f6")  # rebound from m
+        assert app.pg.lanes[0].spec.mode == "raw"
+        await pilot.press("d")
+        await pilot.pause(0.1)
+    assert rows(db_path, "select tagger, label from tags")[0]["tagger"] == "ada"
+
+
+async def test_settings_form_validates_and_applies(db_path):
+    app = app_for(db_path, lanes="tuned:chat")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        next(iter(app.views.values())).focus()
+        await pilot.press("s")
+        await pilot.pause(0.2)
+        form = app.screen
+        form.query_one("#temperature").value = "hot"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        assert "Temperature: 'hot' is not a valid number" in form.query_one("#form-error").content.plain
+        form.query_one("#temperature").value = "0.7"
+        form.query_one("#seed").value = "42"
+        form.query_one("#abstain").value = "0.9"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        lane = app.pg.lanes[0]
+        assert lane.sampling.temperature == 0.7 and lane.sampling.seed == 42 and lane.spec.abstain == 0.9
+        await ask(pilot, "Who is Zyler Vance?")
+    ex = rows(db_path, "select temperature, seed, abstain_t from exchanges")[0]
+    assert (ex["temperature"], ex["seed"], ex["abstain_t"]) == (0.7, 42, 0.9)
