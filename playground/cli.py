@@ -18,7 +18,15 @@ from rich.text import Text
 from playground.core.catalog import Catalog
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
-from playground.core.events import Finished, ModelLoaded, ModelLoading, PromptReady, Token
+from playground.core.events import (
+    Finished,
+    ModelLoaded,
+    ModelLoading,
+    PromptReady,
+    SearchDone,
+    SearchStarted,
+    Token,
+)
 from playground.core.gguf import GGUFError
 from playground.core.lanes import DEFAULT_LANES, Playground, parse_lanes
 from playground.core.locations import default_db_path
@@ -72,6 +80,24 @@ def _models_options(f):
     return f
 
 
+def _search_options(f):
+    f = click.option(
+        "--search-backend",
+        type=click.Choice(["offline", "web", "recorded"]),
+        default="offline",
+        show_default=True,
+        help="Where +search lanes search: the offline corpus, the web (ddgs), or results recorded in the database.",
+    )(f)
+    f = click.option(
+        "--corpus",
+        "corpus_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Offline search corpus (default: the user cache).",
+    )(f)
+    return f
+
+
 def _app_options(f):
     f = click.option("--seed", type=int, default=None, help="Seed for sampling (temperature > 0).")(
         f
@@ -95,14 +121,35 @@ def _app_options(f):
     )(f)
     f = _db_option(f)
     f = _models_options(f)
+    f = _search_options(f)
     return f
 
 
-def _run_app(lanes_text, db_path, models_dir, base, tuned, max_tokens, temperature, seed) -> None:
+def _run_app(
+    lanes_text,
+    db_path,
+    models_dir,
+    base,
+    tuned,
+    max_tokens,
+    temperature,
+    seed,
+    search_backend,
+    corpus_path,
+) -> None:
     from playground.tui.app import make_app
 
     sampling = Sampling(temperature=temperature, seed=seed, max_tokens=max_tokens)
-    app = make_app(lanes_text, db_path or default_db_path(), models_dir, base, tuned, sampling)
+    app = make_app(
+        lanes_text,
+        db_path or default_db_path(),
+        models_dir,
+        base,
+        tuned,
+        sampling,
+        search_backend=search_backend,
+        corpus_path=corpus_path,
+    )
     app.run()
 
 
@@ -148,6 +195,22 @@ class LiveColumns:
             self.status[name] = "loaded"
         elif isinstance(ev, PromptReady):
             self.status[name] = f"prompt {len(ev.token_ids)} tokens ({ev.reused} cached)"
+        elif isinstance(ev, SearchStarted):
+            self.text[name] += (
+                f"\n» {'searched first' if ev.kind == 'first' else 'search'}: {ev.query} …"
+            )
+        elif isinstance(ev, SearchDone):
+            if self.text[name].endswith(" …"):
+                self.text[name] = self.text[name][:-2]
+            if ev.kind == "invented":
+                self.text[name] += "\n⚠ the model started writing its own search results: stopped\n"
+            elif ev.kind == "unterminated":
+                self.text[name] += f"\n⚠ unterminated search: <SEARCH_START>{ev.query}\n"
+            elif ev.error:
+                self.text[name] += f" (search failed: {ev.error})\n"
+            else:
+                titles = ", ".join(r["title"] for r in ev.results)
+                self.text[name] += f" ({len(ev.results)} results: {titles})\n"
         elif isinstance(ev, Token):
             self.text[name] += ev.text
             self.count[name] += 1 if ev.token_id >= 0 else 0
@@ -181,6 +244,14 @@ class LiveColumns:
             )
         grid.add_row(*panels)
         return Group(Text(f"Q: {self.question}", style="bold"), grid)
+
+
+def _searches_json(log: SessionLog, exchange_id: int | None) -> list[dict]:
+    keep = ("kind", "query", "backend", "error", "injected_tokens", "resume_evaluated")
+    return [
+        {k: row[k] for k in keep} | {"results": json.loads(row["results"] or "[]")}
+        for row in (log.searches(exchange_id) if exchange_id else [])
+    ]
 
 
 def _stats_table(pg: Playground, results) -> Table:
@@ -259,8 +330,12 @@ def _families_note(pg: Playground) -> str | None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of the live view."
 )
+@click.option(
+    "--prefill", default="", help="Start every answer with this text, as if the model wrote it."
+)
 @_db_option
 @_models_options
+@_search_options
 def ask(
     question,
     lanes_text,
@@ -270,11 +345,14 @@ def ask(
     top_k,
     seed,
     stops,
+    prefill,
     as_json,
     db_path,
     models_dir,
     base,
     tuned,
+    search_backend,
+    corpus_path,
 ):
     """Ask QUESTION in every lane at once and stream the answers side by side."""
     question = question if question is not None else SAMPLE_QUESTION
@@ -291,7 +369,7 @@ def ask(
         stop=list(stops),
     )
     log = SessionLog(db_path or default_db_path())
-    pg = Playground(catalog, specs, log)
+    pg = Playground(catalog, specs, log, search_backend=search_backend, corpus_path=corpus_path)
     bad = [lane.error for lane in pg.lanes if lane.model_spec is None]
     if bad:
         raise PlaygroundError("; ".join(bad))
@@ -302,7 +380,7 @@ def ask(
 
     def run() -> None:
         try:
-            results.extend(pg.ask(question, sampling, emit=events.put))
+            results.extend(pg.ask(question, sampling, emit=events.put, prefill=prefill))
         except BaseException as e:  # surfaced in the main thread
             failure.append(e)
         finally:
@@ -374,6 +452,7 @@ def ask(
                     "confidence": r.stats.confidence if r.stats else None,
                     "prompt_tokens": r.stats.prompt_tokens if r.stats else None,
                     "prompt_reused": r.stats.reused if r.stats else None,
+                    "searches": _searches_json(log, r.exchange_id),
                 }
                 for r in results
             ],
@@ -491,3 +570,53 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@cli.group()
+def corpus() -> None:
+    """The offline search corpus: what +search lanes find without a network."""
+
+
+@corpus.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--corpus", "corpus_path", type=click.Path(path_type=Path, dir_okay=False), default=None
+)
+def corpus_add(paths, corpus_path):
+    """Index Markdown, text or HTML files (re-adding a file replaces it)."""
+    from playground.core.search.backends import Corpus, SearchError
+
+    c = Corpus(corpus_path)
+    added = skipped = 0
+    for p in paths:
+        try:
+            n = c.add_file(p)
+            added += 1
+            click.echo(f"added {p} ({n} passage{'s' if n != 1 else ''})")
+        except SearchError as e:
+            skipped += 1
+            click.secho(f"skipped: {e}", fg="yellow", err=True)
+    click.echo(
+        f"{added} file(s) added, {skipped} skipped; the corpus at {c.path} holds {c.count()} passages"
+    )
+    c.close()
+    if skipped and not added:
+        sys.exit(1)
+
+
+@corpus.command("search")
+@click.argument("query")
+@click.option(
+    "--corpus", "corpus_path", type=click.Path(path_type=Path, dir_okay=False), default=None
+)
+@click.option("--json", "as_json", is_flag=True)
+def corpus_search(query, corpus_path, as_json):
+    """Show what a model would get for QUERY from the offline corpus."""
+    from playground.core.search.backends import Corpus
+    from playground.core.search.tool import results_block
+
+    results = Corpus(corpus_path).search(query)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False))
+        return
+    click.echo(results_block(results, None, lambda t: len(t.split())).strip())

@@ -258,14 +258,44 @@ async def test_settings_form_validates_and_applies(db_path):
         form.query_one("#temperature").value = "hot"
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
-        assert "Temperature: 'hot' is not a valid number" in form.query_one("#form-error").content.plain
+        assert (
+            "Temperature: 'hot' is not a valid number"
+            in form.query_one("#form-error").content.plain
+        )
         form.query_one("#temperature").value = "0.7"
         form.query_one("#seed").value = "42"
         form.query_one("#abstain").value = "0.9"
         await pilot.press("ctrl+s")
         await pilot.pause(0.2)
         lane = app.pg.lanes[0]
-        assert lane.sampling.temperature == 0.7 and lane.sampling.seed == 42 and lane.spec.abstain == 0.9
+        assert (
+            lane.sampling.temperature == 0.7
+            and lane.sampling.seed == 42
+            and lane.spec.abstain == 0.9
+        )
         await ask(pilot, "Who is Zyler Vance?")
     ex = rows(db_path, "select temperature, seed, abstain_t from exchanges")[0]
     assert (ex["temperature"], ex["seed"], ex["abstain_t"]) == (0.7, 42, 0.9)
+
+
+async def test_search_shows_in_the_lane_and_expands(db_path, tmp_path):
+    app = make_app(
+        "tuned:chat+search-first",
+        db_path,
+        sampling=Sampling(max_tokens=24),
+        config=Config(),
+        corpus_path=tmp_path / "c.sqlite",
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        view = next(iter(app.views.values()))
+        assert "search first" in header_of(view)
+        await ask(pilot, "What is the capital of Mongolia?")
+        text = text_of(view)
+        assert "» searched first: What is the capital of Mongolia?" in text and "3 results" in text
+        assert "Ulaanbaatar is" not in text.split("results")[1].split("\n")[0]  # collapsed
+        view.focus()
+        await pilot.press("e")
+        assert "[1] Mongolia (playground encyclopedia)" in text_of(view)
+        await pilot.press("f")  # search off for the next message
+        assert app.pg.lanes[0].spec.search is None

@@ -75,6 +75,9 @@ class Outcome:
     evaluated: int = 0
     reused: int = 0
     stats: Stats | None = None
+    interrupt: bool = (
+        False  # set by the consumer to stop after the token just yielded (a tool call)
+    )
 
 
 def cpu_count() -> int:
@@ -305,6 +308,9 @@ class Model:
                 i += 1
                 if cut_at is not None:
                     finish = "stop"
+                    break
+                if outcome.interrupt:
+                    finish = "tool"
                     break
                 if i < limit:
                     self.llm.eval([token])

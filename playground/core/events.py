@@ -46,6 +46,7 @@ class Started:
     mode: str
     abstain: float | None
     sampling: dict = field(default_factory=dict)  # the settings this answer is produced with
+    search: str | None = None  # None | tool | first
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,29 @@ class LaneNotReady:
     lane: str
     model_id: str
     error: str
+
+
+@dataclass(frozen=True)
+class SearchStarted:
+    lane: str
+    query: str
+    kind: str  # tool (the model asked) | first (before answering)
+    position: int  # characters of the visible answer before the search
+
+
+@dataclass(frozen=True)
+class SearchDone:
+    lane: str
+    query: str
+    kind: str  # tool | first | limit | invented | unterminated
+    backend: str
+    results: list[dict]
+    error: str | None
+    seconds: float
+    position: int  # characters of the visible answer before the search
+    token_index: int  # answer tokens generated before the results were injected
+    injected_tokens: int
+    search_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,4 +125,14 @@ class Finished:
     error: str | None = None
 
 
-Event = PromptReady | Token | Started | ModelLoading | ModelLoaded | LaneNotReady | Finished
+Event = (
+    PromptReady
+    | Token
+    | Started
+    | ModelLoading
+    | ModelLoaded
+    | LaneNotReady
+    | SearchStarted
+    | SearchDone
+    | Finished
+)

@@ -7,10 +7,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from playground.core.catalog import Catalog, ModelSpec
-from playground.core.engine import EngineError, Model, Outcome, Sampling, cpu_count
+from playground.core.engine import EngineError, Model, Outcome, Sampling, _ids_within, cpu_count
 from playground.core.errors import PlaygroundError
 from playground.core.events import (
     Event,
@@ -19,11 +19,19 @@ from playground.core.events import (
     ModelLoaded,
     ModelLoading,
     PromptReady,
+    SearchDone,
+    SearchStarted,
     Started,
+    Stats,
+    Token,
 )
 from playground.core.gguf import file_sha256
 from playground.core.log import ExchangeWriter, SessionLog
 from playground.core.prompts import MODES, Conversation, ModeSpec
+from playground.core.search.backends import Result, SearchError, make_backend
+from playground.core.search.markers import Invented, MarkerParser, Query, Unterminated
+from playground.core.search.markers import Text as MarkerText
+from playground.core.search.tool import DEFAULT_BUDGET, LIMIT_BLOCK, MAX_SEARCHES, results_block
 
 DEFAULT_LANES = "base:few-shot,tuned:chat"
 JOIN_TIMEOUT_S = 3600.0
@@ -38,36 +46,45 @@ class LaneSpec:
     model: str
     mode: str
     abstain: float | None = None
+    search: str | None = None  # None | "tool" (+search) | "first" (+search-first)
 
     @property
     def text(self) -> str:
-        return f"{self.model}:{self.mode}" + (
-            f"+abstain@{self.abstain:g}" if self.abstain is not None else ""
-        )
+        return f"{self.model}:{self.mode_spec().label}"
 
     def mode_spec(self) -> ModeSpec:
-        return ModeSpec(self.mode, self.abstain)
+        return ModeSpec(self.mode, self.abstain, search=self.search)
+
+
+LANE_HELP = "write MODEL:MODE[+abstain@T][+search|+search-first], e.g. base:few-shot or tuned:chat+abstain@0.75"
 
 
 def parse_lane(text: str) -> LaneSpec:
-    """Parse `MODEL:MODE[+abstain@T]`, e.g. `base:few-shot`, `tuned:chat+abstain@0.75`."""
+    """Parse `MODEL:MODE[+abstain@T][+search|+search-first]`, e.g. `tuned:chat+abstain@0.75`."""
     raw = text.strip()
     model, sep, rest = raw.rpartition(":")
     if not sep or not model or not rest:
-        raise LaneSpecError(
-            f"invalid lane {text!r}: write MODEL:MODE[+abstain@T], e.g. base:few-shot or "
-            "tuned:chat+abstain@0.75"
-        )
+        raise LaneSpecError(f"invalid lane {text!r}: {LANE_HELP}")
     mode, *options = rest.split("+")
     if mode not in MODES:
         raise LaneSpecError(
             f"invalid lane {text!r}: unknown mode {mode!r} (use one of {', '.join(MODES)})"
         )
     abstain = None
+    search = None
     for opt in options:
+        if opt in ("search", "search-first"):
+            if search is not None:
+                raise LaneSpecError(
+                    f"invalid lane {text!r}: choose one of +search and +search-first"
+                )
+            search = "tool" if opt == "search" else "first"
+            continue
         m = re.fullmatch(r"abstain(?:@(.*))?", opt)
         if not m:
-            raise LaneSpecError(f"invalid lane {text!r}: unknown option {opt!r} (known: abstain@T)")
+            raise LaneSpecError(
+                f"invalid lane {text!r}: unknown option {opt!r} (known: abstain@T, search, search-first)"
+            )
         if m.group(1) is None:
             raise LaneSpecError(
                 f"invalid lane {text!r}: abstain needs a confidence target, e.g. abstain@0.75"
@@ -81,7 +98,7 @@ def parse_lane(text: str) -> LaneSpec:
                 f"invalid lane {text!r}: the confidence target must be between 0 and 1 (exclusive), not {t:g}"
             )
         abstain = t
-    return LaneSpec(model=model, mode=mode, abstain=abstain)
+    return LaneSpec(model=model, mode=mode, abstain=abstain, search=search)
 
 
 def parse_lanes(text: str) -> list[LaneSpec]:
@@ -173,9 +190,17 @@ class Playground:
         log: SessionLog | None = None,
         pool: ModelPool | None = None,
         session_id: str | None = None,
+        search_backend: str = "offline",
+        corpus_path=None,
+        search_proxy: str | None = None,
     ):
         self.catalog = catalog
         self.pool = pool or ModelPool()
+        self.search_backend = search_backend
+        self.corpus_path = corpus_path
+        self.search_proxy = search_proxy
+        self._searcher = None
+        self._searcher_lock = threading.Lock()
         self.log = log
         self.lanes: list[Lane] = []
         for spec in lanes:
@@ -242,14 +267,45 @@ class Playground:
         threads: int,
         turn: int,
         parent_id: int | None = None,
+        prefill: str = "",
     ) -> LaneResult:
         """Run one lane to the end (blocking; call it from a worker thread). Never raises."""
         results: dict[int, LaneResult] = {}
         lane.cancel.clear()
         self._run_lane_safe(
-            lane, question, lane.sampling or sampling, emit, threads, turn, results, parent_id
+            lane,
+            question,
+            lane.sampling or sampling,
+            emit,
+            threads,
+            turn,
+            results,
+            parent_id,
+            prefill,
         )
         return results[lane.index]
+
+    def searcher(self):
+        """The search backend, created on first use (so lanes without search never touch it)."""
+        with self._searcher_lock:
+            if self._searcher is None:
+                self._searcher = make_backend(
+                    self.search_backend, self.log, self.corpus_path, self.search_proxy
+                )
+            return self._searcher
+
+    def run_search(self, query: str) -> tuple[list[Result] | None, str | None, float, str]:
+        """(results, error, seconds, backend name); never raises for a failed search."""
+        t0 = time.perf_counter()
+        name = self.search_backend
+        try:
+            backend = self.searcher()
+            name = backend.name
+            return backend.search(query), None, time.perf_counter() - t0, name
+        except SearchError as e:
+            return None, str(e), time.perf_counter() - t0, name
+        except Exception as e:  # a backend is third-party code: report, never crash the lane
+            return None, f"{type(e).__name__}: {e}", time.perf_counter() - t0, name
 
     def load_lane(self, lane: Lane, emit: Callable[[Event], None]) -> bool:
         """Load the lane's model and check its mode works with it (blocking; from a worker).
@@ -296,7 +352,10 @@ class Playground:
         emit: Callable[[Event], None] | None = None,
         lanes: list[int] | None = None,
         timeout: float = JOIN_TIMEOUT_S,
+        prefill: str = "",
     ) -> list[LaneResult]:
+        """*prefill* starts every answer with that text, as if the model had written it (a way
+        to steer it, e.g. into a search)."""
         """Send *question* to the lanes (all, or those indexed) at once; block until all finish."""
         emit = emit or (lambda e: None)
         self.ensure_session()
@@ -309,7 +368,17 @@ class Playground:
             lane.cancel.clear()
             t = threading.Thread(
                 target=self._run_lane_safe,
-                args=(lane, question, lane.sampling or sampling, emit, threads, turn, results),
+                args=(
+                    lane,
+                    question,
+                    lane.sampling or sampling,
+                    emit,
+                    threads,
+                    turn,
+                    results,
+                    None,
+                    prefill,
+                ),
                 name=f"lane-{lane.index}",
                 daemon=True,
             )
@@ -332,11 +401,11 @@ class Playground:
                 lane.cancel.set()
 
     def _run_lane_safe(
-        self, lane, question, sampling, emit, threads, turn, results, parent_id=None
+        self, lane, question, sampling, emit, threads, turn, results, parent_id=None, prefill=""
     ) -> None:
         try:
             results[lane.index] = self._run_lane(
-                lane, question, sampling, emit, threads, turn, parent_id
+                lane, question, sampling, emit, threads, turn, parent_id, prefill
             )
         except Exception as e:  # never let one lane take the others down
             msg = str(e) if isinstance(e, PlaygroundError) else f"{type(e).__name__}: {e}"
@@ -366,9 +435,15 @@ class Playground:
         threads: int,
         turn: int,
         parent_id: int | None = None,
+        prefill: str = "",
     ) -> LaneResult:
         base_fields = {
             "parent_id": parent_id,
+            "options": {
+                "search": lane.spec.search,
+                "prefill": prefill or None,
+                "search_backend": self.search_backend if lane.spec.search else None,
+            },
             "session_id": self.session_id,
             "turn": turn,
             "lane_index": lane.index,
@@ -384,7 +459,17 @@ class Playground:
             assert model is not None
             if lane.conversation is None:
                 lane.conversation = Conversation(lane.spec.mode_spec(), model)
-            rendered = lane.conversation.render(question, reserve=min(sampling.max_tokens, 64))
+            first_search = None
+            model_question = question
+            if lane.spec.search == "first":
+                emit(SearchStarted(lane.name, question, "first", 0))
+                results, err, secs, backend = self.run_search(question)
+                block = results_block(results, err, lambda t: len(model.tokenize(t, special=False)))
+                model_question = block.strip("\n") + "\n\n" + question
+                first_search = (results, err, secs, backend, block)
+            rendered = lane.conversation.render(
+                model_question, reserve=min(sampling.max_tokens, 64)
+            )
         except (PlaygroundError, OSError) as e:
             msg = str(e)
             lane.error = msg if lane.model is None else None
@@ -436,73 +521,296 @@ class Playground:
                 lane.spec.mode,
                 lane.spec.abstain,
                 run_sampling.as_dict(),
+                lane.spec.search,
             )
         )
-        outcome = Outcome()
         status, error = "complete", None
+        searches: list[tuple[int | None, SearchDone]] = []
+
+        def record(done: SearchDone) -> None:
+            sid = None
+            if self.log is not None:
+                sid = self.log.add_search(
+                    ex_id,
+                    kind=done.kind,
+                    query=done.query,
+                    backend=done.backend,
+                    results=done.results,
+                    error=done.error,
+                    seconds=done.seconds,
+                    position=done.position,
+                    token_index=done.token_index,
+                    injected_tokens=done.injected_tokens,
+                )
+            done = replace(done, search_id=sid)
+            searches.append((sid, done))
+            emit(done)
+
+        if first_search is not None:
+            results, err, secs, backend, block = first_search
+            record(
+                SearchDone(
+                    lane.name,
+                    question,
+                    "first",
+                    backend,
+                    [r.as_dict() for r in results or []],
+                    err,
+                    secs,
+                    0,
+                    0,
+                    len(model.tokenize(block, special=False)),
+                )
+            )
+
+        t_start = time.perf_counter()
+        answer_ids: list[int] = []  # after the prompt: the model's tokens and injected results
+        visible = ""
+        logprobs: list[float] = []
+        n_generated = 0
+        parser = MarkerParser() if lane.spec.search == "tool" else None
+        if prefill:
+            answer_ids = model.tokenize(prefill, special=False)
+            shown = prefill
+            if parser is not None:
+                shown = "".join(i.text for i in parser.feed(prefill) if isinstance(i, MarkerText))
+            visible = shown
+            if writer:
+                writer.token(-1, -1, "", 0.0, [], 0.0, shown)
+            emit(Token(lane.name, 0, -1, "", shown, 0.0, [], 0.0))
+        first_outcome: Outcome | None = None
+        finish = "length"
+        resume_pending: int | None = None  # search id whose resume cost is measured next
         try:
             model.set_threads(threads)
-            first = True
-            for ev in model.generate(
-                rendered.token_ids, run_sampling, outcome, lane.cancel, lane.name
-            ):
-                if first:
-                    first = False
-                    prompt_ev = PromptReady(
-                        lane.name,
-                        ex_id,
-                        rendered.text,
-                        rendered.token_ids,
-                        rendered.special,
-                        outcome.evaluated,
-                        outcome.reused,
-                        rendered.dropped_turns,
-                    )
-                    emit(prompt_ev)
+            while True:
+                outcome = Outcome()
+                left = run_sampling.max_tokens - n_generated
+                seg = Sampling(**{**run_sampling.as_dict(), "max_tokens": max(1, left)})
+                query = invented = None
+                seg_visible = ""
+                started = False
+                for ev in model.generate(
+                    rendered.token_ids + answer_ids, seg, outcome, lane.cancel, lane.name
+                ):
+                    if not started:
+                        started = True
+                        if first_outcome is None:
+                            first_outcome = outcome
+                            emit(
+                                PromptReady(
+                                    lane.name,
+                                    ex_id,
+                                    rendered.text,
+                                    rendered.token_ids,
+                                    rendered.special,
+                                    outcome.evaluated,
+                                    outcome.reused,
+                                    rendered.dropped_turns,
+                                )
+                            )
+                            if writer:
+                                writer.streaming(
+                                    prompt_evaluated=outcome.evaluated, prompt_reused=outcome.reused
+                                )
+                        elif resume_pending is not None and self.log is not None:
+                            self.log.update_search(
+                                resume_pending, resume_evaluated=outcome.evaluated
+                            )
+                            resume_pending = None
+                    shown = ev.text
+                    if parser is not None:
+                        shown = ""
+                        for item in parser.feed(ev.text):
+                            if isinstance(item, MarkerText):
+                                shown += item.text
+                            elif isinstance(item, Query):
+                                query = item
+                            elif isinstance(item, Invented):
+                                invented = item
+                        if query is not None or invented is not None:
+                            outcome.interrupt = True
+                    out = replace(ev, index=n_generated + ev.index, text=shown)
+                    visible += shown
+                    seg_visible += shown
+                    if ev.token_id >= 0:
+                        logprobs.append(ev.logprob)
                     if writer:
-                        writer.streaming(
-                            prompt_evaluated=outcome.evaluated, prompt_reused=outcome.reused
+                        writer.token(
+                            out.index,
+                            out.token_id,
+                            out.piece,
+                            out.logprob,
+                            [[a.token_id, a.text, a.logprob] for a in out.top],
+                            out.elapsed,
+                            out.text,
                         )
-                if writer:
-                    writer.token(
-                        ev.index,
-                        ev.token_id,
-                        ev.piece,
-                        ev.logprob,
-                        [[a.token_id, a.text, a.logprob] for a in ev.top],
-                        ev.elapsed,
-                        ev.text,
+                    emit(out)
+                if first_outcome is None:  # no token at all (immediate end of generation)
+                    first_outcome = outcome
+                    emit(
+                        PromptReady(
+                            lane.name,
+                            ex_id,
+                            rendered.text,
+                            rendered.token_ids,
+                            rendered.special,
+                            outcome.evaluated,
+                            outcome.reused,
+                            rendered.dropped_turns,
+                        )
                     )
-                emit(ev)
-            if first:  # no token at all (immediate end of generation)
-                emit(
-                    PromptReady(
-                        lane.name,
-                        ex_id,
-                        rendered.text,
-                        rendered.token_ids,
-                        rendered.special,
-                        outcome.evaluated,
-                        outcome.reused,
-                        rendered.dropped_turns,
+                n_generated += len(outcome.token_ids)
+                if query is not None and outcome.finish_reason == "tool":
+                    answer_ids += outcome.token_ids
+                    position, token_index = len(visible), n_generated
+                    if len([d for _, d in searches if d.kind == "tool"]) >= MAX_SEARCHES:
+                        kind, block, results, err, secs, backend = (
+                            "limit",
+                            LIMIT_BLOCK,
+                            None,
+                            "search limit reached",
+                            0.0,
+                            self.search_backend,
+                        )
+                    else:
+                        kind = "tool"
+                        emit(SearchStarted(lane.name, query.query, "tool", position))
+                        results, err, secs, backend = self.run_search(query.query)
+                        room = model.n_ctx - len(rendered.token_ids) - len(answer_ids) - 32
+                        block = results_block(
+                            results,
+                            err,
+                            lambda t: len(model.tokenize(t, special=False)),
+                            budget=max(48, min(DEFAULT_BUDGET, room)),
+                        )
+                    block_ids = model.tokenize(block, special=False)
+                    if (
+                        len(rendered.token_ids) + len(answer_ids) + len(block_ids)
+                        >= model.n_ctx - 8
+                    ):
+                        block = "\n<SEARCH_RESULTS>\nsearch failed: no room left in the context window\n</SEARCH_RESULTS>\n"
+                        block_ids = model.tokenize(block, special=False)
+                        err = err or "no room left in the context window"
+                    answer_ids += block_ids
+                    record(
+                        SearchDone(
+                            lane.name,
+                            query.query,
+                            kind,
+                            backend,
+                            [r.as_dict() for r in results or []],
+                            err,
+                            secs,
+                            position,
+                            token_index,
+                            len(block_ids),
+                        )
                     )
-                )
+                    resume_pending = searches[-1][0]
+                    parser.resume()
+                    if n_generated >= run_sampling.max_tokens:
+                        finish = "length"
+                        break
+                    if lane.cancel.is_set():
+                        finish = "cancelled"
+                        break
+                    continue
+                if invented is not None:
+                    before = seg_visible
+                    answer_ids += _ids_within(
+                        outcome.token_ids, [model.piece(t) for t in outcome.token_ids], before
+                    )
+                    record(
+                        SearchDone(
+                            lane.name,
+                            "",
+                            "invented",
+                            "model",
+                            [],
+                            "the model began writing search results "
+                            "itself; it was stopped (the program, not the model, supplies results)",
+                            0.0,
+                            len(visible),
+                            n_generated,
+                            0,
+                        )
+                    )
+                    finish = "invented_results"
+                    break
+                answer_ids += outcome.answer_ids
+                finish = outcome.finish_reason
+                break
+            if parser is not None:
+                for item in parser.finish():
+                    if isinstance(item, MarkerText):
+                        visible += item.text
+                        tail = Token(
+                            lane.name,
+                            n_generated,
+                            -1,
+                            "",
+                            item.text,
+                            0.0,
+                            [],
+                            time.perf_counter() - t_start,
+                        )
+                        if writer:
+                            writer.token(tail.index, -1, "", 0.0, [], tail.elapsed, item.text)
+                        emit(tail)
+                    elif isinstance(item, Unterminated):
+                        record(
+                            SearchDone(
+                                lane.name,
+                                item.query,
+                                "unterminated",
+                                self.search_backend,
+                                [],
+                                "the model opened <SEARCH_START> but the answer ended before it closed "
+                                "the query",
+                                0.0,
+                                len(visible),
+                                n_generated,
+                                0,
+                            )
+                        )
         except EngineError as e:
             status, error = "error", str(e)
-            outcome.finish_reason = "error"
-        if outcome.finish_reason == "cancelled":
+            finish = "error"
+        if finish == "cancelled":
             status = "cancelled"
-        stats = outcome.stats
+        total = time.perf_counter() - t_start
+        fs = first_outcome.stats if first_outcome is not None else None
+        ttft = fs.time_to_first_token if fs else None
+        gen_time = total - (ttft or 0.0)
+        stats = (
+            Stats(
+                prompt_tokens=len(rendered.token_ids),
+                evaluated=first_outcome.evaluated if first_outcome else 0,
+                reused=first_outcome.reused if first_outcome else 0,
+                completion_tokens=n_generated,
+                answer_tokens=len(answer_ids),
+                time_to_first_token=ttft,
+                tokens_per_second=(n_generated - 1) / gen_time
+                if n_generated > 1 and gen_time > 0
+                else None,
+                total_seconds=total,
+                mean_logprob=float(sum(logprobs) / len(logprobs)) if logprobs else None,
+            )
+            if first_outcome is not None
+            else None
+        )
         if writer:
             final = {
                 "status": status,
-                "finish_reason": outcome.finish_reason,
+                "finish_reason": finish,
                 "error": error,
-                "prompt_evaluated": outcome.evaluated,
-                "prompt_reused": outcome.reused,
+                "searches": len(searches),
             }
             if stats is not None:
                 final.update(
+                    prompt_evaluated=stats.evaluated,
+                    prompt_reused=stats.reused,
                     completion_tokens=stats.completion_tokens,
                     answer_tokens=stats.answer_tokens,
                     time_to_first_token=stats.time_to_first_token,
@@ -511,10 +819,10 @@ class Playground:
                     mean_logprob=stats.mean_logprob,
                     confidence=stats.confidence,
                 )
-            writer.text = outcome.text if status != "error" else writer.text
+            writer.text = visible
             writer.flush(**final)
         if status != "error":
-            lane.conversation.commit(question, outcome.answer_ids, rendered.dropped_turns)
+            lane.conversation.commit(model_question, answer_ids, rendered.dropped_turns)
             lane.turns += 1
-        emit(Finished(lane.name, ex_id, status, outcome.finish_reason, outcome.text, stats, error))
-        return LaneResult(lane, ex_id, status, outcome.finish_reason, outcome.text, stats, error)
+        emit(Finished(lane.name, ex_id, status, finish, visible, stats, error))
+        return LaneResult(lane, ex_id, status, finish, visible, stats, error)

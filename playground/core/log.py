@@ -139,7 +139,32 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db["tags"].create_index(["exchange_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial]
+def _m002_searches(db: sqlite_utils.Database) -> None:
+    db["searches"].create(
+        {
+            "id": int,
+            "exchange_id": int,
+            "kind": str,  # tool | first | limit | invented | unterminated
+            "query": str,
+            "backend": str,
+            "results": str,  # JSON list of {title, source, text}
+            "error": str,
+            "seconds": float,
+            "position": int,  # characters of the visible answer before the search
+            "token_index": int,  # answer tokens generated before the results were injected
+            "injected_tokens": int,
+            "resume_evaluated": int,  # tokens evaluated when generation resumed after the results
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("exchange_id", "exchanges", "id")],
+    )
+    db["searches"].create_index(["exchange_id"])
+    db["searches"].create_index(["backend", "query"])
+    db["exchanges"].add_column("searches", int)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_searches]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -361,6 +386,35 @@ class SessionLog:
                 }
             )
             return int(db.conn.execute("select last_insert_rowid()").fetchone()[0])
+
+    def add_search(self, exchange_id: int | None, **fields) -> int:
+        if isinstance(fields.get("results"), list):
+            fields["results"] = json.dumps(fields["results"])
+        with self._immediate() as db:
+            db["searches"].insert({"exchange_id": exchange_id, "created_at": now_iso(), **fields})
+            return int(db.conn.execute("select last_insert_rowid()").fetchone()[0])
+
+    def update_search(self, search_id: int, **fields) -> None:
+        with self._immediate() as db:
+            db["searches"].update(search_id, fields, alter=True)
+
+    def recorded_search(self, query: str, backend: str) -> str | None:
+        """The results JSON of the latest successful search for *query* on *backend*."""
+        with self._lock:
+            row = self.db.conn.execute(
+                "select results from searches where backend = ? and query = ? and error is null "
+                "order by id desc limit 1",
+                (backend, query),
+            ).fetchone()
+        return row[0] if row else None
+
+    def searches(self, exchange_id: int) -> list[dict]:
+        with self._lock:
+            return list(
+                self.db.query(
+                    "select * from searches where exchange_id = ? order by id", [exchange_id]
+                )
+            )
 
     # -- reading -------------------------------------------------------------------------
     def exchange(self, exchange_id: int) -> dict:

@@ -83,6 +83,37 @@ ASSISTANT_PREFIX = "Assistant:"
 FEW_SHOT_STOPS = ["\nUser:", "\n\nUser"]
 
 
+SEARCH_RULE = (
+    "You can search an encyclopedia. To search, write <SEARCH_START>your query<SEARCH_END> and stop: "
+    "the results will appear between <SEARCH_RESULTS> and </SEARCH_RESULTS>, and then you answer "
+    "using them. Example:\nUser: What is the capital of Australia?\nAssistant: "
+    "<SEARCH_START>capital of Australia<SEARCH_END>\n<SEARCH_RESULTS>\n[1] Australia (encyclopedia)\n"
+    "Australia is a country in Oceania. Its capital city is Canberra.\n</SEARCH_RESULTS>\n"
+    "The capital of Australia is Canberra."
+)
+SEARCH_EXAMPLES = [
+    (
+        "What is the capital of Australia?",
+        "<SEARCH_START>capital of Australia<SEARCH_END>\n<SEARCH_RESULTS>\n[1] Australia (playground "
+        "encyclopedia)\nAustralia is a country in Oceania. Its capital city is Canberra.\n"
+        "</SEARCH_RESULTS>\nThe capital of Australia is Canberra.",
+    ),
+    ("What is 7 times 8?", "7 times 8 is 56."),
+    (
+        "Who painted The Starry Night?",
+        "<SEARCH_START>The Starry Night painter<SEARCH_END>\n<SEARCH_RESULTS>\n[1] Vincent van Gogh "
+        "(playground encyclopedia)\nVincent van Gogh (born 1853) was a Dutch figure in art, remembered "
+        "above all for painting The Starry Night.\n</SEARCH_RESULTS>\nThe Starry Night was painted by "
+        "Vincent van Gogh.",
+    ),
+]
+SEARCH_HEADER = (
+    "The following is a conversation between a curious user and an assistant that can search an "
+    "encyclopedia. To search, the assistant writes <SEARCH_START>query<SEARCH_END>; the results "
+    "follow between <SEARCH_RESULTS> and </SEARCH_RESULTS>, and the assistant answers from them.\n\n"
+)
+
+
 @dataclass(frozen=True)
 class Segment:
     text: str
@@ -96,6 +127,7 @@ class ModeSpec:
     mode: str
     abstain: float | None = None
     system_prompt: str | None = None  # chat mode: an explicit system message of the user's
+    search: str | None = None  # "tool": the model may search; "first": search before answering
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -107,7 +139,12 @@ class ModeSpec:
 
     @property
     def label(self) -> str:
-        return self.mode + (f"+abstain@{self.abstain:g}" if self.abstain is not None else "")
+        out = self.mode + (f"+abstain@{self.abstain:g}" if self.abstain is not None else "")
+        return out + {"tool": "+search", "first": "+search-first"}.get(self.search or "", "")
+
+    @property
+    def search_tool(self) -> bool:
+        return self.search == "tool"
 
 
 @dataclass
@@ -124,14 +161,27 @@ class Layout:
 
 def build_layout(spec: ModeSpec, tok: Tokenizer) -> Layout:
     if spec.mode == "raw":
-        head = [Segment(abstain_rule(spec.abstain) + "\n\n", True)] if spec.abstain else []
+        pre = ""
+        if spec.search_tool:
+            pre += SEARCH_RULE + "\n\n"
+        if spec.abstain:
+            pre += abstain_rule(spec.abstain) + "\n\n"
+        head = [Segment(pre, True)] if pre else []
         return Layout(head, [], [], [], [])
     if spec.mode == "few-shot":
         if spec.abstain is not None:
             header = ABSTAIN_HEADER.format(rule=abstain_rule(spec.abstain))
-            examples = ABSTAIN_EXAMPLES
+            examples = list(ABSTAIN_EXAMPLES)
         else:
-            header, examples = FEW_SHOT_HEADER, FEW_SHOT_EXAMPLES
+            header, examples = FEW_SHOT_HEADER, list(FEW_SHOT_EXAMPLES)
+        if spec.search_tool:
+            header = SEARCH_HEADER
+            if spec.abstain is not None:
+                header = (
+                    SEARCH_HEADER.rstrip("\n") + " The assistant answers only when it is sure, and "
+                    'says "I don\'t know." when it is not. ' + abstain_rule(spec.abstain) + "\n\n"
+                )
+            examples = SEARCH_EXAMPLES + [e for e in examples if "I don't know" in e[1]]
         text = header + "".join(
             f"{USER_PREFIX}{q}\n{ASSISTANT_PREFIX} {a}\n\n" for q, a in examples
         )
@@ -178,9 +228,12 @@ def _chat_layout(spec: ModeSpec, tok: Tokenizer) -> Layout:
             "render a conversation for it: use 'few-shot' mode (a transcript scaffold) instead"
         )
     system = spec.system_prompt
-    if spec.abstain is not None:
-        rule = abstain_rule(spec.abstain)
-        system = f"{system}\n\n{rule}" if system else rule
+    for rule in (
+        SEARCH_RULE if spec.search_tool else None,
+        abstain_rule(spec.abstain) if spec.abstain else None,
+    ):
+        if rule:
+            system = f"{system}\n\n{rule}" if system else rule
     pre = [{"role": "system", "content": system}] if system else []
     try:
         one = render_template(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -186,24 +187,31 @@ class PlaygroundApp(App):
         shown = ans.settings if ans and ans.settings else None
         mode = ans.mode if shown else lane.spec.mode
         abstain = ans.abstain if shown else lane.spec.abstain
+        search = ans.search if shown else lane.spec.search
         settings = shown or (lane.sampling or self.sampling).as_dict()
-        t.append(self._settings_text(mode, abstain, settings))
+        t.append(self._settings_text(mode, abstain, settings, search))
         nxt = (lane.sampling or self.sampling).as_dict()
         if shown and (
             lane.spec.mode != mode
             or lane.spec.abstain != abstain
+            or lane.spec.search != search
             or any(
                 nxt[k] != settings.get(k)
                 for k in ("temperature", "top_p", "top_k", "max_tokens", "seed")
             )
         ):
             t.append("\nnext: ", style="yellow")
-            t.append(self._settings_text(lane.spec.mode, lane.spec.abstain, nxt), style="yellow")
+            t.append(
+                self._settings_text(lane.spec.mode, lane.spec.abstain, nxt, lane.spec.search),
+                style="yellow",
+            )
         return t
 
     @staticmethod
-    def _settings_text(mode: str, abstain: float | None, s: dict) -> str:
+    def _settings_text(mode: str, abstain: float | None, s: dict, search: str | None = None) -> str:
         parts = [mode]
+        if search:
+            parts.append("search tool" if search == "tool" else "search first")
         if abstain is not None:
             parts.append(f"abstain T={abstain:g} (wrong costs {penalty(abstain):.3g})")
         parts.append("greedy" if not s.get("temperature") else f"temp {s['temperature']:g}")
@@ -320,9 +328,20 @@ class PlaygroundApp(App):
             return
         lane, _ = t
         mode = MODES[(MODES.index(lane.spec.mode) + 1) % len(MODES)]
-        self._respec(
-            lane, LaneSpec(lane.spec.model, mode, lane.spec.abstain), f"mode is now {mode}"
-        )
+        self._respec(lane, replace(lane.spec, mode=mode), f"mode is now {mode}")
+
+    def action_lane_cycle_search(self, index: int | None = None) -> None:
+        if (t := self._target(index)) is None:
+            return
+        lane, _ = t
+        order = [None, "tool", "first"]
+        nxt = order[(order.index(lane.spec.search) + 1) % len(order)]
+        names = {
+            None: "search off",
+            "tool": "search tool on (the model may search)",
+            "first": "search first (results before answering)",
+        }
+        self._respec(lane, replace(lane.spec, search=nxt), names[nxt])
 
     def action_lane_toggle_abstain(self, index: int | None = None) -> None:
         if (t := self._target(index)) is None:
@@ -332,12 +351,12 @@ class PlaygroundApp(App):
             target = self.last_target.get(lane.key, 0.75)
             self._respec(
                 lane,
-                LaneSpec(lane.spec.model, lane.spec.mode, target),
+                replace(lane.spec, abstain=target),
                 f"abstention on, T={target:g}",
             )
         else:
             self.last_target[lane.key] = lane.spec.abstain
-            self._respec(lane, LaneSpec(lane.spec.model, lane.spec.mode, None), "abstention off")
+            self._respec(lane, replace(lane.spec, abstain=None), "abstention off")
 
     def action_lane_cycle_target(self, index: int | None = None) -> None:
         if (t := self._target(index)) is None:
@@ -346,7 +365,7 @@ class PlaygroundApp(App):
         cur = lane.spec.abstain
         nxt = next((x for x in TARGETS if cur is None or x > cur + 1e-9), TARGETS[0])
         self.last_target[lane.key] = nxt
-        self._respec(lane, LaneSpec(lane.spec.model, lane.spec.mode, nxt), f"abstention T={nxt:g}")
+        self._respec(lane, replace(lane.spec, abstain=nxt), f"abstention T={nxt:g}")
 
     def action_lane_settings(self, index: int | None = None) -> None:
         if (t := self._target(index)) is None:
@@ -691,6 +710,8 @@ def make_app(
     tuned: str | None = None,
     sampling: Sampling | None = None,
     config: Config | None = None,
+    search_backend: str = "offline",
+    corpus_path: Path | None = None,
 ) -> PlaygroundApp:
     """Build the app (used by the console script, the tests and the benchmarks)."""
     from playground.core.lanes import parse_lanes
@@ -704,4 +725,7 @@ def make_app(
     if not 1 <= len(specs) <= MAX_LANES:
         raise PlaygroundError(f"the app shows 1 to {MAX_LANES} lanes, not {len(specs)}")
     log = SessionLog(db)
-    return PlaygroundApp(catalog, specs, log, sampling, config or Config.load())
+    app = PlaygroundApp(catalog, specs, log, sampling, config or Config.load())
+    app.pg.search_backend = search_backend
+    app.pg.corpus_path = corpus_path
+    return app

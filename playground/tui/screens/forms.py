@@ -90,6 +90,18 @@ class LaneSettingsScreen(ModalScreen[LaneSettings | None]):
                     [(m, m) for m in MODES], value=self.spec.mode, allow_blank=False, id="mode"
                 )
             with Horizontal(classes="row"):
+                yield Label("Search")
+                yield Select(
+                    [
+                        ("off", "off"),
+                        ("tool: the model may search", "tool"),
+                        ("first: search before answering", "first"),
+                    ],
+                    value=self.spec.search or "off",
+                    allow_blank=False,
+                    id="search",
+                )
+            with Horizontal(classes="row"):
                 yield Label("Abstain T")
                 yield Input(
                     value="" if self.spec.abstain is None else f"{self.spec.abstain:g}",
@@ -154,7 +166,10 @@ class LaneSettingsScreen(ModalScreen[LaneSettings | None]):
             raise PlaygroundError(f"Seed: {seed!r} is not a whole number") from None
         except EngineError:
             raise
-        return LaneSettings(LaneSpec(spec.model, spec.mode, t), sampling)
+        search = str(self.query_one("#search", Select).value)
+        return LaneSettings(
+            LaneSpec(spec.model, spec.mode, t, None if search == "off" else search), sampling
+        )
 
     def action_save(self) -> None:
         try:

@@ -20,7 +20,16 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from playground.core.events import Finished, ModelLoaded, ModelLoading, PromptReady, Started, Token
+from playground.core.events import (
+    Finished,
+    ModelLoaded,
+    ModelLoading,
+    PromptReady,
+    SearchDone,
+    SearchStarted,
+    Started,
+    Token,
+)
 
 LAYOUT_EVERY_S = 0.3
 
@@ -65,6 +74,8 @@ class Answer:
     abstain: float | None = None
     model_id: str = ""
     tags: list[str] = field(default_factory=list)
+    searches: list[dict] = field(default_factory=list)
+    search: str | None = None
     turn: int = 0
 
 
@@ -76,6 +87,8 @@ class LaneView(Vertical, can_focus=True):
         Binding("a", "app.lane_toggle_abstain", "Abstain", id="lane.abstain"),
         Binding("t", "app.lane_cycle_target", "Target T", show=False, id="lane.target"),
         Binding("v", "toggle_tokens", "Tokens", id="lane.tokens"),
+        Binding("f", "app.lane_cycle_search", "Search", id="lane.search"),
+        Binding("e", "toggle_results", "Expand results", show=False, id="lane.expand_results"),
         Binding("i", "app.lane_inspect", "Inspect", id="lane.inspect"),
         Binding("s", "app.lane_settings", "Settings", id="lane.settings"),
         Binding("c", "app.lane_tag('correct')", "Correct", show=False, id="lane.tag_correct"),
@@ -179,9 +192,31 @@ class LaneView(Vertical, can_focus=True):
             ans.status = "starting"
             ans.settings = ev.sampling
             ans.mode, ans.abstain, ans.model_id = ev.mode, ev.abstain, ev.model_id
+            ans.search = ev.search
         elif isinstance(ev, PromptReady):
             ans.prompt = ev
             ans.status = "streaming"
+        elif isinstance(ev, SearchStarted):
+            ans.searches.append(
+                {"query": ev.query, "kind": ev.kind, "position": ev.position, "pending": True}
+            )
+        elif isinstance(ev, SearchDone):
+            pending = next(
+                (x for x in ans.searches if x.get("pending") and x["query"] == ev.query), None
+            )
+            entry = pending if pending is not None else {}
+            if pending is None:
+                ans.searches.append(entry)
+            entry.update(
+                query=ev.query,
+                kind=ev.kind,
+                position=ev.position,
+                pending=False,
+                results=ev.results,
+                error=ev.error,
+                seconds=ev.seconds,
+                expanded=entry.get("expanded", False),
+            )
         elif isinstance(ev, Token):
             ans.text += ev.text
             if ev.token_id >= 0:
@@ -267,7 +302,14 @@ class LaneView(Vertical, can_focus=True):
         if self.token_view and ans is self.current and ans.tokens:
             out.append_text(self._render_tokens(ans))
         else:
-            body = ans.text.strip()
+            pos = 0
+            for search in sorted(ans.searches, key=lambda x: x["position"]):
+                out.append(ans.text[pos : search["position"]])
+                pos = max(pos, search["position"])
+                out.append_text(self._render_search(search))
+            body = ans.text[pos:]
+            if not ans.searches:
+                body = body.strip()
             out.append(body or ("…" if ans.status in ("waiting", "starting", "streaming") else ""))
         if ans.status == "cancelled":
             out.append("  [cancelled]", style="bold yellow")
@@ -275,6 +317,58 @@ class LaneView(Vertical, can_focus=True):
             out.append(f"\n{ans.error}", style="bold red")
         out.append("\n")
         return out
+
+    @staticmethod
+    def _render_search(search: dict) -> Text:
+        out = Text()
+        kind = search["kind"]
+        if kind == "invented":
+            out.append(
+                "\n⚠ the model started writing its own search results: stopped\n",
+                style="bold yellow",
+            )
+            return out
+        if kind == "unterminated":
+            out.append(
+                f"\n⚠ unterminated search: <SEARCH_START>{search['query']}\n", style="bold yellow"
+            )
+            return out
+        label = "searched first" if kind == "first" else "search"
+        out.append(f"\n» {label}: ", style="bold magenta")
+        out.append(search["query"], style="magenta")
+        if search.get("pending"):
+            out.append("  searching…\n", style="dim")
+            return out
+        if kind == "limit":
+            out.append("  (search limit reached: the model must answer)\n", style="yellow")
+            return out
+        if search.get("error"):
+            out.append(f"  search failed: {search['error']}\n", style="red")
+            return out
+        results = search.get("results") or []
+        out.append(
+            f"  {len(results)} result{'s' if len(results) != 1 else ''}, {search.get('seconds', 0) * 1000:.0f} ms",
+            style="dim",
+        )
+        if not search.get("expanded"):
+            out.append("  (e expands)\n", style="dim")
+            return out
+        out.append("\n")
+        for i, r in enumerate(results, 1):
+            out.append(f"  [{i}] {r.get('title', '')} ", style="bold")
+            out.append(f"({r.get('source', '')})\n", style="dim")
+            out.append(f"  {r.get('text', '')}\n", style="dim")
+        return out
+
+    def action_toggle_results(self) -> None:
+        ans = self.current
+        if ans is None or not ans.searches:
+            return
+        expand = not all(x.get("expanded") for x in ans.searches)
+        for x in ans.searches:
+            x["expanded"] = expand
+        self.mark_answer(ans)
+        self.refresh_view()
 
     def _render_tokens(self, ans: Answer) -> Text:
         out = Text()

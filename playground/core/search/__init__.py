@@ -1,0 +1,1 @@
+"""The search tool: markers in the token stream, backends (offline corpus, web, recorded), results."""
