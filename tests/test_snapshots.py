@@ -18,6 +18,12 @@ SIZES = [(120, 40), (80, 24)]
 DB = Path("sessions/snapshot-test.db")
 
 
+def steady(pilot):
+    """No blinking cursor: a snapshot must not depend on when it is taken."""
+    for widget in pilot.app.query("TextArea"):
+        widget.cursor_blink = False
+
+
 @pytest.fixture
 def snap_app(monkeypatch):
     for suffix in ("", "-wal", "-shm"):
@@ -36,6 +42,7 @@ def snap_app(monkeypatch):
 def test_main_screen(snap_compare, snap_app, size):
     async def run_before(pilot):
         await ready(pilot)
+        steady(pilot)
 
     assert snap_compare(snap_app, terminal_size=size, run_before=run_before)
 
@@ -44,6 +51,7 @@ def test_main_screen(snap_compare, snap_app, size):
 def test_help_screen(snap_compare, snap_app, size):
     async def run_before(pilot):
         await ready(pilot)
+        steady(pilot)
         await pilot.press("f1")
         await pilot.pause(0.2)
 
@@ -54,6 +62,7 @@ def test_help_screen(snap_compare, snap_app, size):
 def test_inspector(snap_compare, snap_app, size):
     async def run_before(pilot):
         await ready(pilot)
+        steady(pilot)
         box = pilot.app.query_one("#input")
         box.load_text("Who is Zyler Vance?")
         await pilot.press("enter")
