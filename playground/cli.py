@@ -620,3 +620,254 @@ def corpus_search(query, corpus_path, as_json):
         click.echo(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False))
         return
     click.echo(results_block(results, None, lambda t: len(t.split())).strip())
+
+
+@cli.command()
+@click.option(
+    "--set",
+    "set_name",
+    default="facts",
+    show_default=True,
+    help="invented, facts, unknowable, letters, all, or a .csv / .jsonl file.",
+)
+@click.option(
+    "--lanes",
+    "lanes_text",
+    default="base:few-shot,base:few-shot+abstain@0.75,tuned:chat,tuned:chat+abstain@0.75",
+    show_default=True,
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(0, 20),
+    default=0,
+    show_default=True,
+    help="Extra answers per question at temperature 1 (for agreement).",
+)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N questions.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for invented entities and samples."
+)
+@click.option("--max-tokens", type=click.IntRange(1, 4096), default=64, show_default=True)
+@click.option(
+    "--ptrue/--no-ptrue",
+    default=True,
+    show_default=True,
+    help="Ask each model P(True) of its own answer.",
+)
+@click.option(
+    "--judge",
+    "judge_lane",
+    default=None,
+    help="A lane that grades answers with the three-way rubric, e.g. tuned:chat.",
+)
+@click.option("--resume", "resume_id", type=int, default=None, help="Continue an interrupted run.")
+@_db_option
+@_models_options
+@_search_options
+def probe(
+    set_name,
+    lanes_text,
+    samples,
+    limit,
+    seed,
+    max_tokens,
+    ptrue,
+    judge_lane,
+    resume_id,
+    db_path,
+    models_dir,
+    base,
+    tuned,
+    search_backend,
+    corpus_path,
+):
+    """Run a probe set on every lane, grade the answers, and log everything."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from playground.core.lab.probes import load_set
+    from playground.core.lab.runner import get_run, make_judge, run_probes, start_run
+
+    log = SessionLog(db_path or default_db_path())
+    catalog = _catalog(models_dir, base, tuned)
+    if resume_id is not None:
+        run = get_run(log, resume_id)
+        set_name, seed, samples, limit, max_tokens = (
+            run["set_name"],
+            run["seed"],
+            run["samples"],
+            run["max_items"],
+            run["max_tokens"],
+        )
+        lanes_text = ",".join(json.loads(run["lanes"]))
+        opts = json.loads(run["options"] or "{}")
+        ptrue, judge_lane = opts.get("ptrue", ptrue), opts.get("judge", judge_lane)
+    probes = load_set(set_name, seed)[: limit or None]
+    specs = parse_lanes(lanes_text)
+    pg = Playground(catalog, specs, log, search_backend=search_backend, corpus_path=corpus_path)
+    bad = [lane.error for lane in pg.lanes if lane.model_spec is None]
+    if bad:
+        raise PlaygroundError("; ".join(bad))
+    judge = None
+    if judge_lane:
+        judge = make_judge(Playground(catalog, parse_lanes(judge_lane), None, pool=pg.pool))
+    run_id = resume_id or start_run(
+        log,
+        set_name,
+        seed,
+        [s.text for s in specs],
+        samples,
+        limit,
+        max_tokens,
+        {"ptrue": ptrue, "judge": judge_lane},
+    )
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]probe run {task.fields[run]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[q]}"),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("probe", total=len(probes) * (1 + samples), run=run_id, q="")
+        run_probes(
+            pg,
+            log,
+            run_id,
+            probes,
+            samples,
+            max_tokens,
+            seed,
+            ptrue,
+            judge,
+            progress=lambda p: bar.update(task, completed=p.done, q=Text(p.question[:50])),
+        )
+    click.echo(
+        f"probe run {run_id} complete: {len(probes)} questions × {len(specs)} lanes logged to {log.path}; see `playground report {run_id}`"
+    )
+    log.close()
+
+
+@cli.command()
+@click.argument("run_id", type=int, required=False)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("sessions/reports"),
+    show_default=True,
+    help="Folder for the Markdown report and SVG diagrams.",
+)
+@click.option(
+    "--signal",
+    type=click.Choice(
+        ["conf_normalized", "conf_sequence", "conf_first", "conf_ptrue", "agreement"]
+    ),
+    default="conf_normalized",
+    show_default=True,
+    help="Confidence signal of the reliability diagrams.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_db_option
+def report(run_id, output, signal, as_json, db_path):
+    """Tables and reliability diagrams of a probe run (the latest by default)."""
+    import plotext as plt
+
+    from playground.core.lab import report as rep_mod
+    from playground.core.lab.scores import TARGETS
+
+    path = db_path or default_db_path()
+    if not path.exists():
+        raise PlaygroundError(f"no session database at {path}: run `playground probe` first")
+    log = SessionLog(path)
+    rep = rep_mod.build(log, run_id)
+    md = rep_mod.write(rep, output, signal)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"report": str(md), "run": rep["run"], "lanes": rep["lanes"]}, indent=2, default=str
+            )
+        )
+        return
+    console = Console()
+    run = rep["run"]
+    console.print(
+        Text(
+            f"Probe run {run['id']} · set {run['set_name']} · {run['status']} · {rep['n_items']} answers",
+            style="bold",
+        )
+    )
+    t = Table(title="Answers (greedy)")
+    for col in (
+        "lane",
+        "n",
+        "correct",
+        "wrong",
+        "no answer",
+        "acc. if attempted",
+        "F",
+        "false accept",
+        "false refuse",
+    ):
+        t.add_column(col, justify="left" if col == "lane" else "right")
+    for e in rep["lanes"]:
+        s = e["simpleqa"]
+        t.add_row(
+            e["lane"],
+            str(s["n"]),
+            rep_mod._pct(s["correct"]),
+            rep_mod._pct(s["incorrect"]),
+            rep_mod._pct(s["not_attempted"]),
+            rep_mod._pct(s["accuracy_given_attempted"]),
+            rep_mod._num(s["f"]),
+            rep_mod._pct(e["false_acceptance"]),
+            rep_mod._pct(e["false_refusal"]),
+        )
+    console.print(t)
+    t = Table(title="Score with confidence target t (wrong costs t/(1-t))")
+    t.add_column("lane")
+    for tt in TARGETS:
+        t.add_column(f"t={tt:g}", justify="right")
+    for e in rep["lanes"]:
+        t.add_row(e["lane"], *[f"{e['targets'][tt]:+.3f}" for tt in TARGETS])
+    console.print(t)
+    t = Table(title="Calibration")
+    for col in ("lane", "signal", "n", "ECE", "Brier", "AUROC"):
+        t.add_column(col, justify="left" if col in ("lane", "signal") else "right")
+    for e in rep["lanes"]:
+        for c in e["calibration"].values():
+            t.add_row(
+                e["lane"],
+                c["name"],
+                str(c["n"]),
+                rep_mod._num(c["ece"]),
+                rep_mod._num(c["brier"]),
+                rep_mod._num(c["auroc"]),
+            )
+    console.print(t)
+    for e in rep["lanes"]:
+        cal = e["calibration"].get(signal)
+        if not cal or not cal["reliability"]:
+            continue
+        plt.clear_figure()
+        plt.plotsize(60, 14)
+        xs = [(b["bin"][0] + b["bin"][1]) / 2 for b in cal["reliability"]]
+        plt.bar(xs, [b["accuracy"] for b in cal["reliability"]], width=0.08)
+        plt.plot([0, 1], [0, 1], marker="dot")
+        plt.xlim(0, 1)
+        plt.ylim(0, 1)
+        plt.xticks([0, 0.25, 0.5, 0.75, 1], ["0", "0.25", "0.5", "0.75", "1"])
+        plt.title(f"{e['lane']}: accuracy by {cal['name']}")
+        console.print(Text.from_ansi(plt.build()))
+    tagged = sum(e["human_tagged"] for e in rep["lanes"])
+    if tagged:
+        console.print(
+            f"Human tags override the automatic grade: {tagged} tagged, {sum(e['human_disagreements'] for e in rep['lanes'])} disagreed."
+        )
+    console.print(Text(f"Written: {md} (and reliability diagrams as SVG beside it)", style="dim"))

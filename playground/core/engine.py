@@ -344,6 +344,15 @@ class Model:
             mean_logprob=float(np.mean(logprobs[:n_answer])) if n_answer else None,
         )
 
+    def next_token_logprobs(self, prompt: list[int], candidates: list[int]) -> list[float]:
+        """Log-probabilities of *candidates* as the next token after *prompt* (for P(True))."""
+        with self.lock:
+            self._prepare(prompt)
+            x = self._last_logits()
+            m = float(x.max())
+            lse = m + float(np.log(np.exp(x - m, dtype=np.float32).sum(dtype=np.float64)))
+            return [float(x[c]) - lse for c in candidates]
+
     def _sample(
         self, logits: np.ndarray, s: Sampling, rng: np.random.Generator, k_alt: int
     ) -> tuple[int, float, list[tuple[int, float]]]:

@@ -35,6 +35,21 @@ class FactQuestion:
     ids: tuple[str, ...] = field(default=())
 
 
+THE = {"United Kingdom", "United States", "Netherlands", "Czech Republic", "Philippines"}
+
+
+def _the(country: str) -> str:
+    return f"the {country}" if country in THE else country
+
+
+def _end(s: str) -> str:
+    return s if s.endswith(".") else s + "."
+
+
+def _cap(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
 def _rows(name: str) -> list[dict[str, str]]:
     with (DATA / "facts" / f"{name}.tsv").open(encoding="utf-8") as fh:
         return list(csv.DictReader(fh, delimiter="\t"))
@@ -98,8 +113,9 @@ def articles() -> tuple[Article, ...]:
                 r["name"],
                 src,
                 (
-                    f"{r['name']} is a country in {r['continent']}. Its capital city is {r['capital']}. "
-                    f"People in {r['name']} pay with the {r['currency']}, and the {langs} {r['language']}."
+                    f"{_cap(_the(r['name']))} is a country in {r['continent']}. Its capital city is "
+                    f"{_end(r['capital'])} People in {_the(r['name'])} pay with the {r['currency']}, and the "
+                    f"{langs} {r['language']}."
                 ),
             )
         )
@@ -211,10 +227,10 @@ def questions() -> tuple[FactQuestion, ...]:
     for i, r in enumerate(rows):
         out.append(
             FactQuestion(
-                f"What is the capital of {r['name']}?",
+                f"What is the capital of {_the(r['name'])}?",
                 _aliases(r["capital"]),
                 "capital",
-                f"The capital of {r['name']} is {r['capital']}.",
+                f"The capital of {_the(r['name'])} is {r['capital']}.",
                 _pick_wrong(rows, "capital", i),
             )
         )

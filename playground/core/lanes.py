@@ -334,6 +334,12 @@ class Playground:
             self.session_id = self.log.new_session([lane.spec.text for lane in self.lanes])
         return self.session_id
 
+    def reset_conversations(self) -> None:
+        """Every lane starts a fresh conversation on its next question (same session)."""
+        for lane in self.lanes:
+            lane.conversation = None
+            lane.turns = 0
+
     def new_session(self) -> None:
         self.session_id = None
         self.turn = 0

@@ -164,7 +164,58 @@ def _m002_searches(db: sqlite_utils.Database) -> None:
     db["exchanges"].add_column("searches", int)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_searches]
+def _m003_probes(db: sqlite_utils.Database) -> None:
+    db["probe_runs"].create(
+        {
+            "id": int,
+            "created_at": str,
+            "set_name": str,
+            "seed": int,
+            "lanes": str,  # JSON list of lane specs
+            "samples": int,
+            "max_items": int,
+            "max_tokens": int,
+            "options": str,  # JSON: ptrue, judge, ...
+            "session_id": str,
+            "status": str,  # running | complete
+            "finished_at": str,
+        },
+        pk="id",
+    )
+    db["probe_items"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "probe_id": str,
+            "question": str,
+            "type": str,
+            "answers": str,  # JSON list of gold answers and aliases
+            "lane": str,
+            "sample": int,  # 0 = greedy, 1..K = samples at temperature 1
+            "exchange_id": int,
+            "text": str,
+            "outcome": str,  # correct | incorrect | not_attempted
+            "abstained": int,
+            "exact_match": int,
+            "f1": float,
+            "judge": str,  # the judge lane's outcome, if a judge was used
+            "conf_sequence": float,
+            "conf_normalized": float,
+            "conf_first": float,
+            "conf_ptrue": float,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "probe_runs", "id"), ("exchange_id", "exchanges", "id")],
+    )
+    db["probe_items"].create_index(["run_id", "probe_id", "lane", "sample"], unique=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m001_initial,
+    _m002_searches,
+    _m003_probes,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

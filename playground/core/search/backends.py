@@ -15,7 +15,7 @@ from playground.core.errors import PlaygroundError
 from playground.core.locations import cache_dir
 from playground.core.search.markers import MAX_QUERY_CHARS
 
-CORPUS_VERSION = "1"
+CORPUS_VERSION = "2"
 MAX_FILE_BYTES = 2_000_000
 PASSAGE_CHARS = 1200
 STOPWORDS = set(

@@ -1,0 +1,240 @@
+"""Probe runs: every question on every lane, graded, with confidence signals, resumable."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from playground.core.engine import Sampling
+from playground.core.errors import PlaygroundError
+from playground.core.events import Token
+from playground.core.lab.grading import (
+    CORRECT,
+    INCORRECT,
+    NOT_ATTEMPTED,
+    first_answer,
+    grade,
+    token_f1,
+)
+from playground.core.lab.probes import Probe
+from playground.core.lanes import Playground
+from playground.core.log import SessionLog, now_iso
+
+PTRUE_TEMPLATE = (
+    "Question: {question}\nProposed answer: {answer}\nIs the proposed answer:\n (A) True\n (B) False\n"
+    "The proposed answer is: ("
+)
+SAMPLE_TEMPERATURE = 1.0
+
+
+class LabError(PlaygroundError):
+    pass
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    question: str
+
+
+def p_true(model, question: str, answer: str) -> float | None:
+    """Kadavath et al.: ask the same model whether its answer is true; p(A) / (p(A) + p(B))."""
+    text = PTRUE_TEMPLATE.format(question=question, answer=answer.strip()[:300])
+    ids = model.tokenize(text, special=False)
+    if model.add_bos and model.bos_id is not None:
+        ids = [model.bos_id, *ids]
+    a, b = model.tokenize("A", special=False), model.tokenize("B", special=False)
+    if len(a) != 1 or len(b) != 1:
+        return None
+    la, lb = model.next_token_logprobs(ids, [a[0], b[0]])
+    pa, pb = math.exp(la), math.exp(lb)
+    return pa / (pa + pb) if pa + pb > 0 else None
+
+
+def start_run(
+    log: SessionLog,
+    set_name: str,
+    seed: int,
+    lanes: list[str],
+    samples: int,
+    limit: int | None,
+    max_tokens: int,
+    options: dict,
+) -> int:
+    with log._immediate() as db:
+        db["probe_runs"].insert(
+            {
+                "created_at": now_iso(),
+                "set_name": set_name,
+                "seed": seed,
+                "lanes": json.dumps(lanes),
+                "samples": samples,
+                "max_items": limit,
+                "max_tokens": max_tokens,
+                "options": json.dumps(options),
+                "status": "running",
+            }
+        )
+        return int(db.conn.execute("select last_insert_rowid()").fetchone()[0])
+
+
+def get_run(log: SessionLog, run_id: int | None) -> dict:
+    sql = "select * from probe_runs " + (
+        "where id = ?" if run_id is not None else "order by id desc limit 1"
+    )
+    rows = list(log.db.query(sql, [run_id] if run_id is not None else []))
+    if not rows:
+        raise LabError(
+            f"no probe run {run_id} in {log.path}"
+            if run_id is not None
+            else f"no probe runs in {log.path} yet: run `playground probe` first"
+        )
+    return rows[0]
+
+
+def done_keys(log: SessionLog, run_id: int) -> set[tuple[str, str, int]]:
+    return {
+        (r["probe_id"], r["lane"], r["sample"])
+        for r in log.db.query(
+            "select probe_id, lane, sample from probe_items where run_id = ?", [run_id]
+        )
+    }
+
+
+def run_probes(
+    pg: Playground,
+    log: SessionLog,
+    run_id: int,
+    probes: list[Probe],
+    samples: int,
+    max_tokens: int,
+    seed: int = 0,
+    ptrue: bool = True,
+    judge=None,
+    progress: Callable[[Progress], None] | None = None,
+) -> None:
+    """Ask every probe on every lane (lanes run side by side); skip what the run already has."""
+    have = done_keys(log, run_id)
+    lane_names = [lane.spec.text for lane in pg.lanes]
+    total = len(probes) * (1 + samples)
+    done = 0
+    pg.ensure_session()
+    with log._immediate() as db:
+        db["probe_runs"].update(run_id, {"session_id": pg.session_id})
+    for probe in probes:
+        for sample in range(samples + 1):
+            done += 1
+            todo = [i for i, name in enumerate(lane_names) if (probe.id, name, sample) not in have]
+            if progress:
+                progress(Progress(done, total, probe.question))
+            if not todo:
+                continue
+            pg.reset_conversations()
+            tokens: dict[str, list[float]] = {}
+
+            def collect(ev, tokens=tokens):
+                if isinstance(ev, Token) and ev.token_id >= 0:
+                    tokens.setdefault(ev.lane, []).append(ev.logprob)
+
+            sampling = (
+                Sampling(max_tokens=max_tokens)
+                if sample == 0
+                else Sampling(
+                    temperature=SAMPLE_TEMPERATURE, seed=seed * 1000 + sample, max_tokens=max_tokens
+                )
+            )
+            results = pg.ask(probe.question, sampling, emit=collect, lanes=todo)
+            rows = []
+            for r in results:
+                if r.status == "error":
+                    raise LabError(
+                        f"lane {r.lane.spec.text} failed on {probe.question!r}: {r.error}"
+                    )
+                g = grade(probe, r.text)
+                lps = tokens.get(r.lane.name, [])[: r.stats.answer_tokens if r.stats else None]
+                row = {
+                    "run_id": run_id,
+                    "probe_id": probe.id,
+                    "question": probe.question,
+                    "type": probe.type,
+                    "answers": json.dumps(list(probe.answers)),
+                    "lane": r.lane.spec.text,
+                    "sample": sample,
+                    "exchange_id": r.exchange_id,
+                    "text": r.text,
+                    "outcome": g["outcome"],
+                    "abstained": int(g["abstained"]),
+                    "exact_match": int(g["exact_match"]),
+                    "f1": g["f1"],
+                    "conf_sequence": math.exp(sum(lps)) if lps else None,
+                    "conf_normalized": math.exp(sum(lps) / len(lps)) if lps else None,
+                    "conf_first": math.exp(lps[0]) if lps else None,
+                    "conf_ptrue": None,
+                    "judge": None,
+                    "created_at": now_iso(),
+                }
+                if ptrue and sample == 0 and r.lane.model is not None and first_answer(r.text):
+                    row["conf_ptrue"] = p_true(r.lane.model, probe.question, first_answer(r.text))
+                if judge is not None and sample == 0 and probe.answers:
+                    row["judge"] = judge(probe, r.text)
+                rows.append(row)
+            with log._immediate() as db:
+                db["probe_items"].insert_all(rows, ignore=True)
+    with log._immediate() as db:
+        db["probe_runs"].update(run_id, {"status": "complete", "finished_at": now_iso()})
+
+
+def make_judge(pg_judge: Playground):
+    """A judge lane grading with the three-way rubric; None where the judge gives no letter."""
+    from playground.core.lab.grading import JUDGE_PROMPT, parse_judge
+
+    def judge(probe: Probe, text: str) -> str | None:
+        pg_judge.reset_conversations()
+        prompt = JUDGE_PROMPT.format(
+            question=probe.question, gold=" / ".join(probe.answers), answer=first_answer(text)
+        )
+        [r] = pg_judge.ask(prompt, Sampling(max_tokens=4))
+        return parse_judge(r.text)
+
+    return judge
+
+
+# -- reading a run back for the report ------------------------------------------------------
+
+HUMAN = {
+    "correct": CORRECT,
+    "hallucination": INCORRECT,
+    "abstained": NOT_ATTEMPTED,
+    "partial": INCORRECT,
+}
+
+
+def items(log: SessionLog, run_id: int) -> list[dict]:
+    """The run's answers, each with its final outcome: a human tag overrides the automatic grade."""
+    rows = list(
+        log.db.query(
+            """select i.*, (select t.label from tags t where t.exchange_id = i.exchange_id
+                            order by t.id desc limit 1) as human
+               from probe_items i where i.run_id = ? order by i.id""",
+            [run_id],
+        )
+    )
+    for r in rows:
+        r["auto"] = r["outcome"]
+        if r["human"]:
+            human = HUMAN.get(r["human"], r["outcome"])
+            if r["type"] in ("invented", "unknowable") and r["human"] == "abstained":
+                human = CORRECT
+            r["outcome"] = human
+    return rows
+
+
+def agreement(greedy: dict, samples: list[dict]) -> float | None:
+    """Share of the temperature-1 samples that give the greedy answer (token F1 >= 0.5)."""
+    if not samples:
+        return None
+    g = first_answer(greedy["text"])
+    return sum(token_f1(first_answer(s["text"]), g) >= 0.5 for s in samples) / len(samples)

@@ -1,0 +1,199 @@
+"""The hallucination lab: formulas with hand-computed expectations, probe sets, runs on real models."""
+
+import json
+
+import pytest
+
+from playground.core.lab import scores
+from playground.core.lab.grading import (
+    CORRECT,
+    INCORRECT,
+    NOT_ATTEMPTED,
+    grade,
+    normalize,
+    token_f1,
+)
+from playground.core.lab.probes import Probe, ProbeError, invented, letters, load_file, load_set
+from playground.core.lab.report import build, write
+from playground.core.lab.runner import get_run, run_probes, start_run
+from playground.core.lanes import Playground, parse_lanes
+from playground.core.log import SessionLog
+
+
+def test_penalty_and_target_score():
+    assert scores.penalty(0.75) == pytest.approx(3.0)
+    assert scores.penalty(0.5) == pytest.approx(1.0)
+    assert scores.penalty(0.9) == pytest.approx(9.0)
+    outcomes = ["correct", "correct", "incorrect", "not_attempted"]
+    assert scores.target_score(outcomes, 0.0) == pytest.approx(0.5)  # (1 + 1 - 0 + 0) / 4
+    assert scores.target_score(outcomes, 0.75) == pytest.approx((2 - 3) / 4)
+
+
+def test_simpleqa_f():
+    s = scores.simpleqa(["correct"] * 6 + ["incorrect"] * 2 + ["not_attempted"] * 2)
+    assert s["correct"] == pytest.approx(0.6) and s["not_attempted"] == pytest.approx(0.2)
+    assert s["accuracy_given_attempted"] == pytest.approx(0.75)
+    assert s["f"] == pytest.approx(2 * 0.6 * 0.75 / (0.6 + 0.75))  # 0.6667
+
+
+def test_ece_brier_auroc_by_hand():
+    conf = [0.1, 0.15, 0.8, 0.85, 0.9]
+    ok = [False, True, True, True, False]
+    # bin [0.1, 0.2): conf 0.125, acc 0.5 -> 2/5 * 0.375; bin [0.8, 0.9): 0.825 vs 1.0 -> 2/5 * 0.175;
+    # bin [0.9, 1.0]: 0.9 vs 0.0 -> 1/5 * 0.9
+    assert scores.ece(conf, ok) == pytest.approx(0.4 * 0.375 + 0.4 * 0.175 + 0.2 * 0.9)
+    assert scores.brier([0.9, 0.2], [True, False]) == pytest.approx((0.01 + 0.04) / 2)
+    # AUROC with ties: positives {0.8, 0.5}, negatives {0.5, 0.2}: pairs 1, 1, 0.5, 1 -> 3.5/4
+    assert scores.auroc([0.8, 0.5, 0.5, 0.2], [True, True, False, False]) == pytest.approx(0.875)
+    assert scores.auroc([0.3], [True]) is None
+
+
+def test_best_threshold_error():
+    err, t = scores.best_threshold_error([0.9, 0.8, 0.3, 0.2], [True, True, False, False])
+    assert err == 0.0 and 0.3 < t <= 0.8 + 1e-6
+    err, _ = scores.best_threshold_error([0.9, 0.4, 0.6, 0.2], [True, True, False, False])
+    assert err == pytest.approx(0.25)
+
+
+def test_normalization_and_f1():
+    assert normalize("The  Eiffel-Tower!") == "eiffeltower"
+    assert normalize("Bogotá") == "bogota"
+    assert token_f1("Herman Melville wrote it", "Herman Melville") == pytest.approx(
+        2 * 0.5 * 1 / 1.5
+    )
+
+
+def test_grading_outcomes():
+    fact = Probe("Who wrote Moby-Dick?", ("Herman Melville", "Melville"), "fact", "f")
+    assert grade(fact, " Moby-Dick was written by Herman Melville.")["outcome"] == CORRECT
+    assert grade(fact, " It was written by Mark Twain.")["outcome"] == INCORRECT
+    assert grade(fact, " I don't know.")["outcome"] == NOT_ATTEMPTED
+    ghost = Probe("Who is Zyler Vance?", (), "invented", "i")
+    assert grade(ghost, "I'm not sure who that is.")["outcome"] == CORRECT
+    assert grade(ghost, "Zyler Vance is a Canadian actor.")["outcome"] == INCORRECT
+    count = Probe(
+        'How many times does the letter "r" appear in the word "strawberry"?',
+        ("3", "three"),
+        "letters",
+        "l",
+        {"task": "count"},
+    )
+    assert grade(count, "There are three r's.")["outcome"] == CORRECT
+    assert grade(count, "The letter r appears 2 times.")["outcome"] == INCORRECT
+
+
+def test_builtin_sets():
+    a, b = invented(seed=1), invented(seed=1)
+    assert a == b and len(a) == 40 and len({p.question for p in a}) == 40
+    assert invented(seed=2) != a
+    facts = load_set("facts")
+    assert len(facts) >= 240 and all(p.answers for p in facts)
+    assert {p.type for p in load_set("all")} == {"fact", "invented", "unknowable", "letters"}
+    counts = [p for p in letters() if p.meta["task"] == "count"]
+    for p in counts:
+        word, letter = p.question.split('"')[3], p.question.split('"')[1]
+        assert p.answers[0] == str(word.count(letter))
+    with pytest.raises(ProbeError, match="unknown probe set"):
+        load_set("nope")
+
+
+def test_user_sets_and_their_errors(tmp_path):
+    good = tmp_path / "q.jsonl"
+    good.write_text(
+        '{"question": "Capital of Peru?", "answers": ["Lima"]}\n\n{"question": "Who is Qorvath?", "type": "invented"}\n'
+    )
+    assert [p.type for p in load_file(good)] == ["fact", "invented"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "ok?", "answers": "yes"}\n{"question": "broken"\n')
+    with pytest.raises(ProbeError, match=r"bad.jsonl, line 2: not valid JSON"):
+        load_file(bad)
+    csv = tmp_path / "q.csv"
+    csv.write_text("question,answers\nCapital of Peru?,Lima|Lima city\nNo answer here,\n")
+    rows = load_file(csv)
+    assert rows[0].answers == ("Lima", "Lima city") and rows[1].type == "unknowable"
+    csv.write_text("question,answers,type\nCapital of Peru?,Lima,fact\nNo answer,,fact\n")
+    with pytest.raises(
+        ProbeError, match=r"q.csv, line 3: a fact question needs at least one answer"
+    ):
+        load_file(csv)
+    nohead = tmp_path / "n.csv"
+    nohead.write_text("q,a\nx,y\n")
+    with pytest.raises(ProbeError, match="line 1: the header must name a 'question' column"):
+        load_file(nohead)
+
+
+def test_probe_run_resumes_and_reports(catalog, pool, db_path, tmp_path):
+    log = SessionLog(db_path)
+    lanes = parse_lanes("base:few-shot,tuned:chat")
+    probes = load_set("facts")[:3] + invented(n=2, seed=5)
+    run = start_run(log, "mixed", 5, [s.text for s in lanes], 1, None, 24, {"ptrue": True})
+    pg = Playground(catalog, lanes, log, pool=pool)
+    # Interrupt after two questions, as a killed process would leave it.
+    run_probes(pg, log, run, probes[:2], samples=1, max_tokens=24)
+    first = log.db.execute("select count(*) from probe_items").fetchone()[0]
+    assert first == 2 * 2 * 2
+    run_probes(
+        Playground(catalog, lanes, log, pool=pool), log, run, probes, samples=1, max_tokens=24
+    )
+    rows = list(log.db.query("select * from probe_items where run_id = ?", [run]))
+    assert len(rows) == len(probes) * 2 * 2  # no duplicates after the resume
+    assert get_run(log, run)["status"] == "complete"
+    greedy = [r for r in rows if r["sample"] == 0]
+    assert all(0 < r["conf_normalized"] <= 1 for r in greedy)
+    assert all(r["conf_ptrue"] is None or 0 <= r["conf_ptrue"] <= 1 for r in greedy)
+    assert all(log.exchange(r["exchange_id"])["question"] == r["question"] for r in rows)
+    # A human tag overrides the automatic grade.
+    target = greedy[0]
+    log.add_tag(
+        target["exchange_id"], "hallucination" if target["outcome"] == "correct" else "correct"
+    )
+    rep = build(log, run)
+    lane = next(e for e in rep["lanes"] if e["lane"] == target["lane"])
+    assert lane["human_tagged"] == 1 and lane["human_disagreements"] == 1
+    assert lane["simpleqa"]["n"] == len(probes)
+    assert set(lane["calibration"]) >= {
+        "conf_sequence",
+        "conf_normalized",
+        "conf_first",
+        "agreement",
+    }
+    md = write(rep, tmp_path / "reports")
+    text = md.read_text()
+    assert "| base:few-shot |" in text and "t = 0.75" in text and "reliability.svg" in text
+    assert (tmp_path / "reports" / f"run{run}-lane1-reliability.svg").read_text().startswith("<svg")
+
+
+def test_probe_and_report_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from playground.cli import cli
+
+    db = tmp_path / "lab.db"
+    r = CliRunner().invoke(
+        cli,
+        [
+            "probe",
+            "--set",
+            "unknowable",
+            "--limit",
+            "2",
+            "--lanes",
+            "tuned:chat",
+            "--max-tokens",
+            "16",
+            "--no-ptrue",
+            "--db",
+            str(db),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(
+        cli, ["report", "--db", str(db), "--output", str(tmp_path / "out"), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["lanes"][0]["simpleqa"]["n"] == 2
+    r = CliRunner().invoke(cli, ["report", "99", "--db", str(db)])
+    assert r.exit_code == 1 and "no probe run 99" in r.output
+    r = CliRunner().invoke(cli, ["probe", "--set", str(tmp_path / "missing.csv"), "--db", str(db)])
+    assert r.exit_code == 1 and "unknown probe set" in r.output
