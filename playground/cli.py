@@ -871,3 +871,243 @@ def report(run_id, output, signal, as_json, db_path):
             f"Human tags override the automatic grade: {tagged} tagged, {sum(e['human_disagreements'] for e in rep['lanes'])} disagreed."
         )
     console.print(Text(f"Written: {md} (and reliability diagrams as SVG beside it)", style="dim"))
+
+
+@cli.command()
+@click.option(
+    "--set",
+    "set_name",
+    default="facts",
+    show_default=True,
+    help="Facts to turn into true and false statements.",
+)
+@click.option(
+    "--lanes",
+    "lanes_text",
+    default="base:few-shot,tuned:chat",
+    show_default=True,
+    help="Lanes whose models classify and generate.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=60,
+    show_default=True,
+    help="Facts used (each gives a true and a false statement).",
+)
+@click.option(
+    "--invented",
+    "n_invented",
+    type=click.IntRange(0, 200),
+    default=20,
+    show_default=True,
+    help="Statements about invented entities.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(1, 512), default=48, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_db_option
+@_models_options
+def validity(
+    set_name,
+    lanes_text,
+    limit,
+    n_invented,
+    seed,
+    max_tokens,
+    as_json,
+    db_path,
+    models_dir,
+    base,
+    tuned,
+):
+    """Is-It-Valid: each model as a classifier of true vs. false statements, next to how often it
+    hallucinates when it generates answers to the same questions."""
+    from playground.core.lab.grading import grade
+    from playground.core.lab.probes import invented, load_set
+    from playground.core.lab.scores import simpleqa
+    from playground.core.lab.validity import classify, statements
+
+    log = SessionLog(db_path or default_db_path())
+    catalog = _catalog(models_dir, base, tuned)
+    facts = [p for p in load_set(set_name, seed) if p.type == "fact"][:limit]
+    ghosts = invented(n=n_invented, seed=seed)
+    sts = statements(facts, n_invented, seed)
+    pg = Playground(catalog, parse_lanes(lanes_text), log)
+    bad = [lane.error for lane in pg.lanes if lane.model_spec is None]
+    if bad:
+        raise PlaygroundError("; ".join(bad))
+    console = Console(stderr=True)
+    rows = []
+    classified: dict[str, dict] = {}
+    questions = facts + ghosts
+    outcomes: dict[str, list[str]] = {lane.spec.text: [] for lane in pg.lanes}
+    with console.status("generating answers…") as status:
+        for i, p in enumerate(questions, 1):
+            status.update(f"generating answers… {i}/{len(questions)}")
+            pg.reset_conversations()
+            for r in pg.ask(p.question, Sampling(max_tokens=max_tokens)):
+                outcomes[r.lane.spec.text].append(grade(p, r.text)["outcome"])
+        for lane in pg.lanes:
+            if lane.model is not None and lane.model.model_id not in classified:
+                status.update(f"scoring {len(sts)} statements with {lane.model.model_id}…")
+                classified[lane.model.model_id] = classify(lane.model, sts)
+    for lane in pg.lanes:
+        c = classified.get(lane.model.model_id) if lane.model else None
+        s = simpleqa(outcomes[lane.spec.text])
+        rows.append(
+            {
+                "lane": lane.spec.text,
+                "model": lane.model.model_id if lane.model else lane.spec.model,
+                "kind": lane.model_spec.kind if lane.model_spec else None,
+                "iiv_error": c["error"] if c else None,
+                "iiv_auroc": c["auroc"] if c else None,
+                "statements": c["n"] if c else 0,
+                "hallucination_rate": s["incorrect"],
+                "two_times_error": 2 * c["error"] if c else None,
+            }
+        )
+    log.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    t = Table(
+        title=f"Is-It-Valid on {len(sts)} statements ({sum(x.valid for x in sts)} true, {sum(not x.valid for x in sts)} false) vs. generation on {len(questions)} questions"
+    )
+    for col in (
+        "lane",
+        "model",
+        "kind",
+        "classifier error",
+        "AUROC",
+        "2 × error",
+        "hallucination rate",
+    ):
+        t.add_column(col, justify="left" if col in ("lane", "model", "kind") else "right")
+    for r in rows:
+        t.add_row(
+            r["lane"],
+            r["model"],
+            r["kind"] or "?",
+            f"{r['iiv_error']:.1%}",
+            f"{r['iiv_auroc']:.3f}" if r["iiv_auroc"] is not None else "-",
+            f"{r['two_times_error']:.1%}",
+            f"{r['hallucination_rate']:.1%}",
+        )
+    Console().print(t)
+    Console().print(
+        Text(
+            "Kalai et al. (2025): generative error ≳ 2 × classifier error − max|V|/min|E| − δ. Here each fact has one true "
+            "and one false statement (|V| = |E| = 1 per question), so the correction term is large: read the bound as a "
+            "tendency, not a guarantee. The paper predicts the base model is the better-calibrated classifier.",
+            style="dim",
+        )
+    )
+
+
+@cli.command()
+@click.option(
+    "--docs",
+    "docs",
+    type=click.Path(path_type=Path, exists=True),
+    multiple=True,
+    help="Documents to make questions from (default: the shipped corpus).",
+)
+@click.option(
+    "--corpus",
+    "use_corpus",
+    is_flag=True,
+    help="Use the shipped corpus (the default without --docs).",
+)
+@click.option(
+    "--lane",
+    "lane_text",
+    default="tuned:chat",
+    show_default=True,
+    help="The lane whose model is interrogated.",
+)
+@click.option("--samples", type=click.IntRange(1, 20), default=4, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=40, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("sessions/knowledge-sft.jsonl"),
+    show_default=True,
+    help="Where to write the SFT dataset (chat JSONL).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_db_option
+@_models_options
+def interrogate(
+    docs,
+    use_corpus,
+    lane_text,
+    samples,
+    limit,
+    seed,
+    output,
+    as_json,
+    db_path,
+    models_dir,
+    base,
+    tuned,
+):
+    """Find where a model's knowledge ends (Llama 3 style) and write refusal / answer SFT data."""
+    from rich.progress import Progress
+
+    from playground.core.lab import interrogate as itg
+
+    snippets = (
+        itg.from_docs(list(docs), limit) if docs and not use_corpus else itg.from_corpus(limit)
+    )
+    log = SessionLog(db_path or default_db_path())
+    pg = Playground(_catalog(models_dir, base, tuned), parse_lanes(lane_text), log)
+    if pg.lanes[0].model_spec is None:
+        raise PlaygroundError(pg.lanes[0].error or "unknown model")
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("interrogating", total=len(snippets))
+        results = itg.interrogate(
+            pg, snippets, samples, seed=seed, progress=lambda d, n: bar.update(task, completed=d)
+        )
+    records = itg.sft_records(results)
+    itg.write_jsonl(records, output)
+    counts = {
+        k: sum(r["status"] == k for r in results) for k in ("known", "unknown", "inconsistent")
+    }
+    log.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"counts": counts, "output": str(output), "results": results},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    source = "extraction templates on " + (
+        "your documents ('X is/was a ...' sentences)"
+        if docs and not use_corpus
+        else "the shipped corpus (the templates its facts were written from)"
+    )
+    Console().print(
+        Text(
+            f"Questions made by {source}: the default models are too small to write good questions themselves.",
+            style="dim",
+        )
+    )
+    t = Table(
+        title=f"Knowledge boundary of {lane_text}: {len(results)} questions × {samples} samples"
+    )
+    for col in ("known", "unknown", "inconsistent"):
+        t.add_column(col, justify="right")
+    t.add_row(
+        *[
+            f"{counts[k]} ({counts[k] / len(results):.0%})"
+            for k in ("known", "unknown", "inconsistent")
+        ]
+    )
+    Console().print(t)
+    click.echo(
+        f"wrote {len(records)} SFT examples ({counts['unknown']} refusals, {counts['known']} answers) to {output}"
+    )

@@ -197,3 +197,69 @@ def test_probe_and_report_cli(tmp_path):
     assert r.exit_code == 1 and "no probe run 99" in r.output
     r = CliRunner().invoke(cli, ["probe", "--set", str(tmp_path / "missing.csv"), "--db", str(db)])
     assert r.exit_code == 1 and "unknown probe set" in r.output
+
+
+def test_validity_scores_true_above_false(tuned_model):
+    from playground.core.lab.validity import Statement, classify, score, statements
+
+    facts = load_set("facts")[:6]
+    sts = statements(facts, n_invented=3, seed=1)
+    assert sum(s.valid for s in sts) == 6 and sum(not s.valid for s in sts) == 9
+    assert {s.kind for s in sts} == {"true", "swapped", "invented"}
+    # The score is the length-normalized probability the model gives the text.
+    import math
+
+    st = Statement("The capital of France is Paris.", True, "true", "")
+    ids = [*tuned_model.tokenize(st.text, special=False)]
+    lps = tuned_model.sequence_logprobs(ids)
+    assert len(lps) == len(ids) - 1 and score(tuned_model, st) == pytest.approx(
+        math.exp(sum(lps) / len(lps))
+    )
+    assert score(tuned_model, st) > score(
+        tuned_model, Statement("The capital of France is Lima.", False, "swapped", "")
+    )
+    c = classify(tuned_model, sts)
+    assert 0 <= c["error"] <= 0.5 and c["auroc"] > 0.5
+
+
+def test_sequence_logprobs_match_the_generation_path(tuned_model):
+    from playground.core.engine import Outcome, Sampling
+    from playground.core.prompts import Conversation, ModeSpec
+
+    r = Conversation(ModeSpec("raw"), tuned_model).render("The tallest mountain on Earth is", 8)
+    out = Outcome()
+    toks = [
+        t for t in tuned_model.generate(r.token_ids, Sampling(max_tokens=8), out) if t.token_id >= 0
+    ]
+    lps = tuned_model.sequence_logprobs(r.token_ids + out.token_ids)
+    # One batched decode vs. one token at a time: llama.cpp's quantized kernels differ by a few
+    # hundredths of a nat between the two paths, never more (an off-by-one would be far off).
+    for i, t in enumerate(toks):
+        assert lps[len(r.token_ids) - 1 + i] == pytest.approx(t.logprob, abs=0.15)
+
+
+def test_interrogation_writes_sft_chat_jsonl(catalog, pool, tmp_path):
+    from playground.core.lab import interrogate as itg
+
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "Quorvex is a small moon of the planet Talmor. The Zindel Bridge was a rope bridge over the Amu river."
+    )
+    sn = itg.from_docs([doc])
+    assert [s.question for s in sn] == ["What is Quorvex?", "What was the Zindel Bridge?"]
+    pg = Playground(catalog, parse_lanes("tuned:chat"), None, pool=pool)
+    results = itg.interrogate(pg, sn + itg.from_corpus(2), samples=2, max_tokens=24)
+    assert {r["status"] for r in results} <= {"known", "unknown", "inconsistent"}
+    recs = itg.sft_records(results)
+    out = tmp_path / "sft.jsonl"
+    itg.write_jsonl(recs, out)
+    for line in out.read_text().splitlines():
+        rec = json.loads(line)
+        assert [m["role"] for m in rec["messages"]] == ["user", "assistant"]
+        assert all(isinstance(m["content"], str) and m["content"] for m in rec["messages"])
+    unknown = [r for r in results if r["status"] == "unknown"]
+    assert sum(m["messages"][1]["content"] == itg.REFUSAL for m in recs) == len(unknown)
+    with pytest.raises(Exception, match="no sentences"):
+        empty = tmp_path / "e.md"
+        empty.write_text("nothing to see")
+        itg.from_docs([empty])

@@ -344,6 +344,33 @@ class Model:
             mean_logprob=float(np.mean(logprobs[:n_answer])) if n_answer else None,
         )
 
+    def sequence_logprobs(self, ids: list[int]) -> list[float]:
+        """Log-probability of each token of *ids* given the ones before it (from the second on),
+        in one decode that asks for the logits of every position."""
+        if len(ids) < 2:
+            return []
+        if len(ids) > min(self.n_ctx, self.llm.n_batch):
+            raise EngineError(
+                f"text of {len(ids)} tokens is too long to score (at most {min(self.n_ctx, self.llm.n_batch)})"
+            )
+        with self.lock:
+            llm = self.llm
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+            llm._batch.set_batch(batch=ids, n_past=0, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            llm.input_ids[: len(ids)] = ids
+            llm.n_tokens = len(ids)
+            ptr = ctypes.cast(llm._ctx.get_logits(), ctypes.POINTER(ctypes.c_float))
+            rows = np.ctypeslib.as_array(ptr, shape=(len(ids), self.n_vocab))
+            out = []
+            for i in range(len(ids) - 1):
+                x = rows[i]
+                m = float(x.max())
+                lse = m + float(np.log(np.exp(x - m, dtype=np.float32).sum(dtype=np.float64)))
+                out.append(float(x[ids[i + 1]]) - lse)
+            return out
+
     def next_token_logprobs(self, prompt: list[int], candidates: list[int]) -> list[float]:
         """Log-probabilities of *candidates* as the next token after *prompt* (for P(True))."""
         with self.lock:

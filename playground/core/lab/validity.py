@@ -1,0 +1,84 @@
+"""Is-It-Valid (Kalai et al. 2025, section 3): the model as a classifier of true and false statements.
+
+Each statement is scored by the model's length-normalized probability of it (exp of the mean token
+log-probability); the classifier says "valid" above a threshold. Its best-threshold error and AUROC
+are set next to the hallucination rate the same model shows when it generates answers to the same
+questions: the paper's bound says generative errors are at least about twice the classification
+error, less correction terms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from playground.core.engine import Model
+from playground.core.lab import scores
+from playground.core.lab.probes import invented
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str
+    valid: bool
+    kind: str  # true | swapped | invented
+    question: str
+
+
+def statements(facts, n_invented: int = 40, seed: int = 0) -> list[Statement]:
+    out: list[Statement] = []
+    for p in facts:
+        st, wrong, answer = (
+            p.meta.get("statement"),
+            p.meta.get("wrong"),
+            p.answers[0] if p.answers else "",
+        )
+        if not st or not wrong or answer not in st:
+            continue
+        out.append(Statement(st, True, "true", p.question))
+        out.append(Statement(st.replace(answer, wrong, 1), False, "swapped", p.question))
+    for p in invented(n=n_invented, seed=seed):
+        out.append(Statement(_invented_claim(p.question), False, "invented", p.question))
+    return out
+
+
+def _invented_claim(q: str) -> str:
+    """Turn a question about an invented entity into a confident claim about it."""
+    if q.startswith("Who is "):
+        return f"{q[7:-1]} is a famous Canadian actor."
+    if q.startswith("What is the population of "):
+        return f"The population of {q[26:-1]} is about 40,000."
+    if q.startswith("In which country is the town of "):
+        return f"The town of {q[32:-1]} is in Portugal."
+    if q.startswith("Who wrote the novel "):
+        return f"The novel {q[20:-1]} was written by Graham Greene."
+    if q.startswith("What does the "):
+        return f"The {q[14:-5]} eats insects."
+    if q.startswith("What is ") and q.endswith(" famous for?"):
+        return f"{q[8:-12]} is famous for inventing the bicycle bell."
+    return q.rstrip("?") + "."
+
+
+def score(model: Model, st: Statement) -> float:
+    ids = model.tokenize(st.text, special=False)
+    if model.add_bos and model.bos_id is not None:
+        ids = [model.bos_id, *ids]
+    lps = model.sequence_logprobs(ids)
+    return math.exp(sum(lps) / len(lps)) if lps else 0.0
+
+
+def classify(model: Model, sts: list[Statement]) -> dict:
+    vals = [score(model, s) for s in sts]
+    labels = [s.valid for s in sts]
+    err, threshold = scores.best_threshold_error(vals, labels)
+    n_valid = sum(labels)
+    return {
+        "model": model.model_id,
+        "n": len(sts),
+        "valid": n_valid,
+        "invalid": len(sts) - n_valid,
+        "error": err,
+        "threshold": threshold,
+        "auroc": scores.auroc(vals, labels),
+        "scores": vals,
+    }
