@@ -299,3 +299,46 @@ async def test_search_shows_in_the_lane_and_expands(db_path, tmp_path):
         assert "[1] Mongolia (playground encyclopedia)" in text_of(view)
         await pilot.press("f")  # search off for the next message
         assert app.pg.lanes[0].spec.search is None
+
+
+async def test_lab_screen_opens_logged_answers_in_the_lanes(db_path, catalog, pool):
+    from playground.core.lab.probes import load_set
+    from playground.core.lab.runner import run_probes, start_run
+    from playground.core.lanes import Playground, parse_lanes
+    from playground.core.log import SessionLog
+    from playground.tui.screens.lab import LabScreen
+
+    log = SessionLog(db_path)
+    lanes = parse_lanes("base:few-shot,tuned:chat")
+    run = start_run(log, "facts", 0, [s.text for s in lanes], 0, 2, 16, {})
+    run_probes(
+        Playground(catalog, lanes, log, pool=pool),
+        log,
+        run,
+        load_set("facts")[:2],
+        0,
+        16,
+        ptrue=False,
+    )
+    logged = {
+        r["lane"]: r for r in log.db.query("select * from probe_items where probe_id = 'fact-0'")
+    }
+    app = app_for(db_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("f4")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, LabScreen)
+        assert "Probe run" in app.screen.query_one(".title").content.plain
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        base, tuned = app.views.values()
+        for view, lane in ((base, "base:few-shot"), (tuned, "tuned:chat")):
+            assert view.current.question == "What is the capital of France?"
+            assert view.current.text.strip() == logged[lane]["text"].strip()
+            assert len(view.current.tokens) > 0 and view.current.status == "complete"
+            assert f"logged answer #{logged[lane]['exchange_id']}" in text_of(view)
+        tuned.focus()
+        await pilot.press("i")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, InspectorScreen)

@@ -60,6 +60,7 @@ class PlaygroundApp(App):
         Binding("ctrl+e", "edit_last", "Edit last", priority=True, id="app.edit_last"),
         Binding("ctrl+t", "toggle_tokens_all", "Tokens", priority=True, id="app.tokens"),
         Binding("f2", "add_lane", "Add lane", id="app.add_lane"),
+        Binding("f4", "lab", "Lab", id="app.lab"),
         Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
     ]
 
@@ -608,7 +609,53 @@ class PlaygroundApp(App):
             done,
         )
 
+    def action_lab(self, run_id: int | None = None) -> None:
+        from playground.core.lab.report import build
+        from playground.core.lab.runner import items
+        from playground.tui.screens.lab import LabScreen
+
+        try:
+            rep = build(self.log_db, run_id)
+        except PlaygroundError as e:
+            self.notify(f"{e}", severity="warning")
+            return
+        rows = items(self.log_db, rep["run"]["id"])
+
+        def opened(probe_id: str | None) -> None:
+            if probe_id:
+                self.open_logged(
+                    [r for r in rows if r["probe_id"] == probe_id and r["sample"] == 0]
+                )
+
+        self.push_screen(LabScreen(rep, rows), opened)
+
+    def open_logged(self, rows: list[dict]) -> None:
+        """Show logged answers (a probe question's) in the lanes whose spec matches, token view
+        and inspector included, with no model run."""
+        from playground.core.replay import exchange_events
+
+        opened = 0
+        for r in rows:
+            lane = next((x for x in self.pg.lanes if x.spec.text == r["lane"]), None)
+            if lane is None or not r["exchange_id"]:
+                continue
+            view = self.views[lane.key]
+            view.begin(r["question"])
+            for ev in exchange_events(self.log_db, r["exchange_id"], lane.key):
+                view.apply(ev)
+            view.note(
+                f"logged answer #{r['exchange_id']} ({r['outcome'].replace('_', ' ')}), not a new generation"
+            )
+            opened += 1
+        if not opened:
+            self.notify(
+                "No lane here matches the run's lanes: "
+                + ", ".join(sorted({r["lane"] for r in rows})),
+                severity="warning",
+            )
+
     MAIN_ONLY = {
+        "lab",
         "new_session",
         "regenerate_all",
         "edit_last",
@@ -641,6 +688,9 @@ class PlaygroundApp(App):
             self.action_toggle_tokens_all,
         )
         yield SystemCommand("Add lane", "Add a lane (up to 4)", self.action_add_lane)
+        yield SystemCommand(
+            "Lab", "The latest probe run: scores, calibration, answers", self.action_lab
+        )
         for lane in self.pg.lanes:
             i = lane.index
             name = f"Lane {i + 1} ({lane.spec.text})"

@@ -287,7 +287,10 @@ class LaneView(Vertical, can_focus=True):
     def conversation_text(self) -> str:
         """The conversation as shown, as plain text (for tests and copying)."""
         parts = [self.load_state] if not self.answers else []
-        parts += [self._render_answer(a).plain for a in self.answers]
+        for i, a in enumerate(self.answers):
+            parts += [f"— {text} —" for pos, text in self.notes if pos == i]
+            parts.append(self._render_answer(a).plain)
+        parts += [f"— {text} —" for pos, text in self.notes if pos == len(self.answers)]
         return "\n".join(parts)
 
     def _render_answer(self, ans: Answer) -> Text:

@@ -1,0 +1,139 @@
+"""Read a logged exchange back as the same typed event stream a live generation produces.
+
+The log, the CLI and the TUI consume one event stream; replaying a session (or opening a probe
+answer in a lane) is that stream read back from SQLite, with the original timing of every token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from playground.core.events import (
+    Alternative,
+    Finished,
+    PromptReady,
+    SearchDone,
+    Started,
+    Stats,
+    Token,
+)
+from playground.core.log import SessionLog
+
+
+def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list:
+    """Started, PromptReady, the searches and tokens in stream order, Finished."""
+    ex = log.exchange(exchange_id)
+    tokens = log.tokens(exchange_id)
+    searches = log.searches(exchange_id) if "searches" in log.db.table_names() else []
+    sampling = {k: ex[k] for k in ("temperature", "top_p", "top_k", "seed", "max_tokens")}
+    options = json.loads(ex["options"] or "{}") if ex.get("options") else {}
+    events: list = [
+        Started(
+            lane,
+            exchange_id,
+            ex["model_id"] or "",
+            ex["mode"] or "",
+            ex["abstain_t"],
+            sampling,
+            options.get("search"),
+        )
+    ]
+    ids = json.loads(ex["prompt_token_ids"] or "[]")
+    special = [bool(x) for x in json.loads(ex["prompt_special"] or "[]")]
+    events.append(
+        PromptReady(
+            lane,
+            exchange_id,
+            ex["prompt_text"] or "",
+            ids,
+            special,
+            ex["prompt_evaluated"] or 0,
+            ex["prompt_reused"] or 0,
+            ex["dropped_turns"] or 0,
+        )
+    )
+    # Place each search before the first token generated after it.
+    pending = sorted(searches, key=lambda s: (s["token_index"] or 0, s["id"]))
+    text = ""
+    if tokens:
+        # Text is rebuilt from the logged answer: token pieces include markers a parser hid.
+        visible = ex["output_text"] or ""
+        pos = 0
+        for t in tokens:
+            while pending and (pending[0]["token_index"] or 0) <= t["position"]:
+                events.append(_search(pending.pop(0), lane))
+            piece = t["text"] or ""
+            delta = ""
+            if visible.startswith(piece, pos):
+                delta, pos = piece, pos + len(piece)
+            top = [Alternative(a[0], a[1], a[2]) for a in json.loads(t["top"] or "[]")]
+            events.append(
+                Token(
+                    lane,
+                    t["position"],
+                    t["token_id"],
+                    piece,
+                    delta,
+                    t["logprob"],
+                    top,
+                    t["elapsed"] or 0.0,
+                )
+            )
+            text += delta
+        if pos < len(visible):  # text the token pieces do not account for (held-back stop text)
+            events.append(
+                Token(
+                    lane, len(tokens), -1, "", visible[pos:], 0.0, [], tokens[-1]["elapsed"] or 0.0
+                )
+            )
+            text += visible[pos:]
+    else:
+        text = ex["output_text"] or ""
+        if text:
+            events.append(Token(lane, 0, -1, "", text, 0.0, [], 0.0))
+    events += [_search(s, lane) for s in pending]
+    stats = None
+    if ex["completion_tokens"] is not None:
+        stats = Stats(
+            prompt_tokens=ex["prompt_tokens"] or 0,
+            evaluated=ex["prompt_evaluated"] or 0,
+            reused=ex["prompt_reused"] or 0,
+            completion_tokens=ex["completion_tokens"] or 0,
+            answer_tokens=ex["answer_tokens"] or len(tokens),
+            time_to_first_token=ex["time_to_first_token"],
+            tokens_per_second=ex["tokens_per_second"],
+            total_seconds=ex["total_seconds"] or 0.0,
+            mean_logprob=ex["mean_logprob"]
+            if ex["mean_logprob"] is not None and math.isfinite(ex["mean_logprob"])
+            else None,
+        )
+    status = ex["status"] if ex["status"] in ("complete", "cancelled", "error") else "interrupted"
+    events.append(
+        Finished(
+            lane,
+            exchange_id,
+            status if status != "interrupted" else "cancelled",
+            ex["finish_reason"] or status,
+            ex["output_text"] or text,
+            stats,
+            ex["error"],
+        )
+    )
+    return events
+
+
+def _search(row: dict, lane: str) -> SearchDone:
+    return SearchDone(
+        lane,
+        row["query"] or "",
+        row["kind"] or "tool",
+        row["backend"] or "",
+        json.loads(row["results"] or "[]"),
+        row["error"],
+        row["seconds"] or 0.0,
+        row["position"] or 0,
+        row["token_index"] or 0,
+        row["injected_tokens"] or 0,
+        row["id"],
+    )
