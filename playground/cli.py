@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import sys
@@ -530,46 +531,245 @@ def models(models_dir, base, tuned, as_json):
     Console().print(t)
 
 
-@cli.command()
-@_db_option
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def sessions(db_path, limit, as_json):
-    """List logged sessions: id, when, lanes, turns, tags."""
+def _open_log(db_path: Path | None, must_exist: bool = True) -> SessionLog:
     path = db_path or default_db_path()
-    if not path.exists():
+    if must_exist and not path.exists():
         raise PlaygroundError(
             f"no session database at {path} yet: run `playground ask` first, or pass --db"
         )
-    log = SessionLog(path)
-    rows = log.sessions(limit)
+    return SessionLog(path)
+
+
+@cli.command()
+@_db_option
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--model", default=None, help="Only sessions with this model (a part of its id).")
+@click.option("--mode", type=click.Choice(["raw", "few-shot", "chat"]), default=None)
+@click.option("--tag", default=None, help="Only sessions with an answer tagged so.")
+@click.option("--search", "text", default=None, help="Full-text search over questions and answers.")
+@click.option("--json", "as_json", is_flag=True)
+def sessions(db_path, limit, model, mode, tag, text, as_json):
+    """List logged sessions: id, when, lanes, turns, tags."""
+    from playground.core.sessions import find_sessions
+
+    log = _open_log(db_path)
+    rows = find_sessions(log, model, mode, tag, text, limit)
     log.close()
     if as_json:
         for r in rows:
             r["lanes"] = json.loads(r["lanes"] or "[]")
         click.echo(json.dumps(rows, indent=2))
         return
-    t = Table(title=f"Sessions in {path}")
-    for col in ("id", "when (UTC)", "lanes", "turns", "answers", "tags"):
+    t = Table(title=f"Sessions in {log.path}")
+    for col in ("id", "when (UTC)", "lanes", "turns", "answers", "tags", "untagged"):
         t.add_column(col)
     for r in rows:
         t.add_row(
-            r["id"],
+            r["id"] + (f"\n(re-run of {r['parent_id']})" if r["parent_id"] else ""),
             (r["created_at"] or "")[:19].replace("T", " "),
-            ", ".join(json.loads(r["lanes"] or "[]")),
+            Text(", ".join(json.loads(r["lanes"] or "[]"))),
             str(r["turns"]),
             str(r["exchanges"]),
             str(r["tags"]),
+            str(r["untagged"]),
         )
     Console().print(t)
 
 
-def main() -> None:
-    cli(prog_name="playground")
+@cli.command()
+@click.argument("exchange_id", type=int)
+@click.option(
+    "--label",
+    required=True,
+    type=click.Choice(["correct", "hallucination", "abstained", "partial"]),
+)
+@click.option("--note", default=None)
+@click.option(
+    "--tagger",
+    default=None,
+    help="Your name (default: config user.tagger, $PLAYGROUND_TAGGER, or the OS user).",
+)
+@_db_option
+def tag(exchange_id, label, note, tagger, db_path):
+    """Tag a logged answer (for scripts; the app tags with single keys)."""
+    from playground.core.config import Config
+
+    log = _open_log(db_path)
+    tid = log.add_tag(exchange_id, label, note, tagger or Config.load().tagger)
+    click.echo(f"tag {tid}: exchange {exchange_id} is {label}")
 
 
-if __name__ == "__main__":
-    main()
+@cli.command()
+@click.option("--session", "session_id", default=None)
+@_db_option
+def agreement(session_id, db_path):
+    """Agreement between taggers: answers both tagged, raw agreement, Cohen's kappa."""
+    from playground.core.sessions import agreement as agree
+
+    log = _open_log(db_path)
+    rows = agree(log, session_id)
+    if not rows:
+        click.echo("fewer than two taggers have tagged these answers")
+        return
+    t = Table(title="Tagger agreement")
+    for col in ("taggers", "both tagged", "agreement", "Cohen's kappa"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            " & ".join(r["taggers"]),
+            str(r["both_tagged"]),
+            "-" if r["agreement"] is None else f"{r['agreement']:.0%}",
+            "-" if r["kappa"] is None else f"{r['kappa']:.3f}",
+        )
+    Console().print(t)
+
+
+@cli.command()
+@click.argument("session_id", required=False)
+@click.option("--all", "all_sessions", is_flag=True, help="Every session.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "markdown", "sft", "preferences"]),
+    default="jsonl",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="File to write (default: standard output).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--model", default=None, help="Only exchanges of this model (a part of its id).")
+@click.option("--tag", "tag_label", default=None, help="Only exchanges tagged so.")
+@_db_option
+def export(session_id, all_sessions, fmt, output, force, model, tag_label, db_path):
+    """Export a session (or --all): JSONL records, a Markdown transcript, SFT chat data, or DPO pairs."""
+    from playground.core import sessions as S
+
+    if bool(session_id) == bool(all_sessions):
+        raise PlaygroundError("give a SESSION id or --all (not both)")
+    if output is not None and output.exists() and not force:
+        raise PlaygroundError(f"{output} exists: pass --force to overwrite it")
+    log = _open_log(db_path)
+    sess = S.session(log, session_id) if session_id else None
+    rows = S.exchanges(log, sess["id"] if sess else None, latest_only=fmt in ("markdown", "sft"))
+    if model:
+        rows = [r for r in rows if model in (r["model_id"] or "")]
+    if tag_label:
+        rows = [r for r in rows if any(t["label"] == tag_label for t in log.tags(r["id"]))]
+    if fmt == "markdown":
+        if sess is None:
+            text = "\n\n".join(
+                S.export_markdown(
+                    log, S.session(log, sid), [r for r in rows if r["session_id"] == sid]
+                )
+                for sid in dict.fromkeys(r["session_id"] for r in rows)
+            )
+        else:
+            text = S.export_markdown(log, sess, rows)
+    else:
+        records = {
+            "jsonl": lambda: S.export_jsonl(log, rows),
+            "sft": lambda: S.export_sft(log, rows),
+            "preferences": lambda: S.export_preferences(log, sess["id"] if sess else None),
+        }[fmt]()
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@cli.command()
+@click.argument("session_id")
+@click.option("--speed", default="1", show_default=True, help="1, 2, 4 ... or 'instant'.")
+@click.option("--step", is_flag=True, help="Wait for a key (n) before each turn.")
+@_db_option
+def replay(session_id, speed, step, db_path):
+    """Replay a recorded session in the lanes, token by token with its original timing (no model)."""
+    from playground.core.sessions import session
+    from playground.tui.app import make_replay_app
+
+    try:
+        factor = 0.0 if speed == "instant" else float(speed)
+    except ValueError:
+        raise PlaygroundError(
+            f"--speed must be a number such as 2 or 4, or 'instant', not {speed!r}"
+        ) from None
+    if factor < 0:
+        raise PlaygroundError("--speed must be positive")
+    log = _open_log(db_path)
+    sess = session(log, session_id)
+    make_replay_app(log, sess["id"], factor, step).run()
+
+
+@cli.command()
+@click.argument("session_id")
+@click.option(
+    "--lanes", "lanes_text", default=None, help="Today's lanes (default: the session's own)."
+)
+@click.option("--max-tokens", type=click.IntRange(1, 32768), default=256, show_default=True)
+@_db_option
+@_models_options
+@click.option("--json", "as_json", is_flag=True)
+def rerun(session_id, lanes_text, max_tokens, db_path, models_dir, base, tuned, as_json):
+    """Ask a recorded session's questions again with today's lanes; logged as a new session."""
+    from playground.core.sessions import exchanges, session
+
+    log = _open_log(db_path)
+    sess = session(log, session_id)
+    questions = list(
+        dict.fromkeys(
+            (r["turn"], r["question"]) for r in exchanges(log, sess["id"], latest_only=True)
+        )
+    )
+    specs = parse_lanes(lanes_text or ",".join(json.loads(sess["lanes"])))
+    pg = Playground(_catalog(models_dir, base, tuned), specs, log)
+    pg.session_id = log.new_session(
+        [s.text for s in specs], title=f"re-run of {sess['id']}", parent_id=sess["id"]
+    )
+    out = []
+    for turn, q in questions:
+        res = pg.ask(q, Sampling(max_tokens=max_tokens))
+        old = {
+            r["lane"]: r for r in exchanges(log, sess["id"], latest_only=True) if r["turn"] == turn
+        }
+        for r in res:
+            before = old.get(r.lane.spec.text)
+            out.append(
+                {
+                    "turn": turn,
+                    "question": q,
+                    "lane": r.lane.spec.text,
+                    "recorded": before["output_text"] if before else None,
+                    "now": r.text,
+                    "exchange_id": r.exchange_id,
+                }
+            )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"session_id": pg.session_id, "parent_id": sess["id"], "answers": out},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    t = Table(title=f"Session {sess['id']} re-run as {pg.session_id}")
+    for col in ("turn", "lane", "recorded", "now"):
+        t.add_column(col)
+    for o in out:
+        t.add_row(
+            str(o["turn"] + 1),
+            o["lane"],
+            Text((o["recorded"] or "-").strip()),
+            Text(o["now"].strip()),
+        )
+    Console().print(t)
 
 
 @cli.group()
@@ -1111,3 +1311,150 @@ def interrogate(
     click.echo(
         f"wrote {len(records)} SFT examples ({counts['unknown']} refusals, {counts['known']} answers) to {output}"
     )
+
+
+@cli.command()
+@click.argument("session_id")
+@click.option("--blind", is_flag=True, help="Hide the lane names while tagging and voting.")
+@click.option("--tagger", default=None)
+@_db_option
+def review(session_id, blind, tagger, db_path):
+    """Tag a session's untagged answers one by one, and vote which lane answered better."""
+    from playground.core.config import Config
+    from playground.core.sessions import session
+    from playground.tui.app import ReviewApp
+
+    log = _open_log(db_path)
+    sess = session(log, session_id)
+    ReviewApp(log, sess["id"], blind, tagger or Config.load().tagger).run()
+
+
+@cli.command()
+@click.argument(
+    "demo_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("sessions/demos/hallucination.toml"),
+    required=False,
+)
+@_db_option
+@click.option("--models-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option(
+    "--corpus", "corpus_path", type=click.Path(path_type=Path, dir_okay=False), default=None
+)
+@click.option("--check", is_flag=True, help="Only check the demo file and list its steps.")
+def demo(demo_file, db_path, models_dir, corpus_path, check):
+    """Step through a workshop demo (F6 next step, F7 back) with the narration on screen."""
+    from playground.core.demo import load_demo
+    from playground.tui.app import make_demo_app
+
+    d = load_demo(demo_file)
+    if check:
+        click.echo(f"{d.title}: {len(d.steps)} steps")
+        for i, step in enumerate(d.steps, 1):
+            click.echo(
+                f"  {i}. {step.title}: {step.question!r} on {', '.join(s.text for s in step.lanes)}"
+            )
+        return
+    make_demo_app(demo_file, db_path or default_db_path(), models_dir, corpus_path).run()
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--public", is_flag=True, help="Allow a host other than this machine's loopback.")
+@click.option(
+    "--demo",
+    "demo_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Serve a demo instead of the app.",
+)
+@_db_option
+def serve(host, port, public, demo_file, db_path):
+    """Run the app in a web browser (textual-serve), for a projector."""
+    import ipaddress
+    import shlex
+
+    from textual_serve.server import Server
+
+    loopback = host == "localhost"
+    with contextlib.suppress(ValueError):
+        loopback = loopback or ipaddress.ip_address(host).is_loopback
+    if not loopback and not public:
+        raise PlaygroundError(
+            f"{host} is not this machine's loopback: anyone who can reach it could use the app; pass --public if you mean it"
+        )
+    if not loopback:
+        click.secho(
+            f"Warning: serving on {host}: anyone who can reach this address can use the app and read its log.",
+            fg="yellow",
+            err=True,
+        )
+    args = [sys.executable, "-m", "playground.cli"]
+    args += ["demo", str(demo_file)] if demo_file else ["app"]
+    if db_path:
+        args += ["--db", str(db_path)]
+    Server(shlex.join(args), host=host, port=port, title="playground").serve()
+
+
+@cli.command()
+@_db_option
+@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True)
+def browse(db_path, port):
+    """Open the log in Datasette (pip install 'playground[browse]'), with canned queries."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    exe = shutil.which("datasette") or (
+        str(Path(sys.executable).parent / "datasette")
+        if (Path(sys.executable).parent / "datasette").exists()
+        else None
+    )
+    if exe is None:
+        raise PlaygroundError(
+            "Datasette is not installed: pip install 'playground[browse]' (or pip install datasette)"
+        )
+    log = _open_log(db_path)
+    name = log.path.stem
+    queries = {
+        "hallucination_rate_by_model_and_mode": {
+            "title": "Hallucination rate by model and mode (tagged answers)",
+            "sql": "select e.model_id, e.mode, count(*) as tagged, round(avg(t.label = 'hallucination'), 3) as hallucination_rate from tags t join exchanges e on e.id = t.exchange_id group by 1, 2 order by 4 desc",
+        },
+        "speed_by_model": {
+            "title": "Tokens per second by model",
+            "sql": "select model_id, count(*) as answers, round(avg(tokens_per_second), 1) as tokens_per_second, round(avg(time_to_first_token) * 1000) as first_token_ms from exchanges where status = 'complete' group by 1",
+        },
+        "searches_by_lane": {
+            "title": "How often each lane searched",
+            "sql": "select e.lane, count(s.id) as searches, count(distinct e.id) as answers from exchanges e left join searches s on s.exchange_id = e.id group by 1",
+        },
+    }
+    meta = {"title": "playground log", "databases": {name: {"queries": queries}}}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(meta, fh)
+    log.close()
+    sys.exit(
+        subprocess.call(
+            [
+                exe,
+                "serve",
+                str(log.path),
+                "--metadata",
+                fh.name,
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+            ]
+        )
+    )
+
+
+def main() -> None:
+    cli(prog_name="playground")
+
+
+if __name__ == "__main__":
+    main()

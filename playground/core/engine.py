@@ -445,3 +445,29 @@ def _ids_within(ids: list[int], pieces: list[bytes], text: str) -> list[int]:
         used += len(p)
         out.append(t)
     return out
+
+
+_VOCABS: dict[str, object] = {}
+_VOCAB_LOCK = threading.Lock()
+
+
+def vocab_pieces(path: str, ids: Sequence[int]) -> list[str]:
+    """Token texts from a GGUF's vocabulary alone (no weights loaded): for showing a logged prompt
+    token by token when its model is not running (replays)."""
+    import llama_cpp
+
+    with _VOCAB_LOCK:
+        llm = _VOCABS.get(path)
+        if llm is None:
+            with _LOAD_LOCK, _Quiet():
+                llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
+            _VOCABS[path] = llm
+    out = []
+    for t in ids:
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(llm._model.vocab, t, buf, 64, 0, True)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(llm._model.vocab, t, buf, -n, 0, True)
+        out.append(buf.raw[: max(n, 0)].decode("utf-8", errors="replace"))
+    return out

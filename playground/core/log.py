@@ -211,10 +211,53 @@ def _m003_probes(db: sqlite_utils.Database) -> None:
     db["probe_items"].create_index(["run_id", "probe_id", "lane", "sample"], unique=True)
 
 
+def _m004_votes_and_search(db: sqlite_utils.Database) -> None:
+    db["votes"].create(
+        {
+            "id": int,
+            "session_id": str,
+            "turn": int,
+            "winner_exchange_id": int,  # null for a tie or both bad
+            "exchange_ids": str,  # JSON list of the exchanges compared
+            "verdict": str,  # better | tie | both_bad
+            "blind": int,
+            "tagger": str,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["votes"].create_index(["session_id", "turn"])
+    db.execute(
+        "create virtual table exchanges_fts using fts5(question, output_text, content='exchanges', content_rowid='id')"
+    )
+    db.execute(
+        "insert into exchanges_fts(rowid, question, output_text) select id, question, output_text from exchanges"
+    )
+    db.execute(
+        """create trigger exchanges_fts_insert after insert on exchanges begin
+             insert into exchanges_fts(rowid, question, output_text) values (new.id, new.question, new.output_text);
+           end"""
+    )
+    db.execute(
+        """create trigger exchanges_fts_delete after delete on exchanges begin
+             insert into exchanges_fts(exchanges_fts, rowid, question, output_text)
+             values ('delete', old.id, old.question, old.output_text);
+           end"""
+    )
+    db.execute(
+        """create trigger exchanges_fts_update after update of question, output_text on exchanges begin
+             insert into exchanges_fts(exchanges_fts, rowid, question, output_text)
+             values ('delete', old.id, old.question, old.output_text);
+             insert into exchanges_fts(rowid, question, output_text) values (new.id, new.question, new.output_text);
+           end"""
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_searches,
     _m003_probes,
+    _m004_votes_and_search,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -244,6 +287,7 @@ class SessionLog:
         self.pid = os.getpid()
         self.proc_started = _proc_started(self.pid) or time.time()
         self.host = socket.gethostname()
+        self.backup: Path | None = None  # the copy made before migrating an older database
         self.db = self._open()
         self.interrupted_on_open = self._recover()
 
@@ -306,6 +350,8 @@ class SessionLog:
             )
         if version == SCHEMA_VERSION:
             return
+        if version > 0:
+            self.backup = self._backup(db, version)
         with self._immediate(db):
             version = db.conn.execute("PRAGMA user_version").fetchone()[0]
             if not db["_playground_migrations"].exists():
@@ -338,6 +384,19 @@ class SessionLog:
                 raise
             else:
                 db.conn.execute("COMMIT")
+
+    def _backup(self, db: sqlite_utils.Database, version: int) -> Path:
+        """A consistent copy of an older database, made before it is migrated."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        dest = self.path.with_name(
+            f"{self.path.stem}.schema{version}-{stamp}.bak{self.path.suffix}"
+        )
+        target = sqlite3.connect(str(dest))
+        try:
+            db.conn.backup(target)
+        finally:
+            target.close()
+        return dest
 
     def _recover(self) -> int:
         """Rows still pending/streaming from a process that is gone become 'interrupted'."""

@@ -8,6 +8,7 @@ are handled between batches.
 from __future__ import annotations
 
 import re
+import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
@@ -21,6 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
 
 from playground.core.catalog import Catalog
 from playground.core.config import Config
@@ -37,6 +39,17 @@ from playground.tui.widgets.lane import LaneView
 from playground.tui.widgets.prompt_input import PromptInput
 
 MAX_LANES = 4
+
+
+class _Notice:
+    """A message for the user from a worker thread, shown as a notification."""
+
+    lane = ""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 TARGETS = (0.5, 0.75, 0.9)
 FRAME_S = 1 / 10
 STACK_BELOW_COLUMNS = 34  # narrower lanes than this stack vertically instead
@@ -61,6 +74,10 @@ class PlaygroundApp(App):
         Binding("ctrl+t", "toggle_tokens_all", "Tokens", priority=True, id="app.tokens"),
         Binding("f2", "add_lane", "Add lane", id="app.add_lane"),
         Binding("f4", "lab", "Lab", id="app.lab"),
+        Binding("f5", "sessions", "Sessions", id="app.sessions"),
+        Binding("f6", "demo_step(1)", "Next step", show=False, priority=True, id="app.demo_next"),
+        Binding("f7", "demo_step(-1)", "Step back", show=False, priority=True, id="app.demo_back"),
+        Binding("space", "next_turn", "Next turn", show=False, id="app.next_turn"),
         Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
     ]
 
@@ -85,9 +102,15 @@ class PlaygroundApp(App):
         self.last_target: dict[str, float] = {}
         self.last_lane_key: str | None = None
         self.device = "CPU"
+        self.replay: dict | None = None  # set by make_replay_app: {session, speed, step}
+        self.demo = None  # set by make_demo_app: a playground.core.demo.Demo
+        self.demo_step = -1
+        self.prefill = ""
+        self._next_turn = threading.Event()
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        yield Static(id="narration")
         with Horizontal(id="lanes"):
             for lane in self.pg.lanes:
                 yield self._make_view(lane)
@@ -110,6 +133,15 @@ class PlaygroundApp(App):
             self.set_keymap(self.config.keys)
         self.query_one(PromptInput).focus()
         self.set_interval(FRAME_S, self._drain)
+        if self.replay is not None:
+            self._start_replay()
+            return
+        narration = self.query_one("#narration", Static)
+        narration.display = self.demo is not None
+        if self.demo is not None:
+            narration.update(
+                Text(f"{self.demo.title}: F6 starts step 1 of {len(self.demo.steps)}", style="bold")
+            )
         for lane in self.pg.lanes:
             self._load(lane)
         self._update_status()
@@ -148,6 +180,9 @@ class PlaygroundApp(App):
         touched = set()
         while self.events:
             ev = self.events.popleft()
+            if isinstance(ev, _Notice):
+                self.notify(ev.text)
+                continue
             view = self.views.get(ev.lane)
             if view is None:
                 continue
@@ -246,6 +281,11 @@ class PlaygroundApp(App):
     @on(PromptInput.Submitted)
     def _submitted(self, message: PromptInput.Submitted) -> None:
         question = message.text.strip()
+        if self.replay is not None:
+            self.notify(
+                "This is a replay: Space shows the next turn; Esc stops.", severity="warning"
+            )
+            return
         if self.running:
             self.notify("The lanes are still answering: Esc cancels them.", severity="warning")
             return
@@ -277,7 +317,9 @@ class PlaygroundApp(App):
     def _lane_worker(
         self, lane: Lane, question: str, threads: int, turn: int, parent: int | None
     ) -> None:
-        self.pg.run_lane(lane, question, self.sampling, self.events.append, threads, turn, parent)
+        self.pg.run_lane(
+            lane, question, self.sampling, self.events.append, threads, turn, parent, self.prefill
+        )
 
     def _resend(self, lanes: list[Lane], question: str | None) -> None:
         """Regenerate (question None: the same one) or edit-and-resend the last turn of *lanes*."""
@@ -294,6 +336,129 @@ class PlaygroundApp(App):
             self._start([lane], q, ans.turn, parents)
         if not parents:
             self.notify("Nothing to regenerate yet.", severity="warning")
+
+    # -- workshop demo ---------------------------------------------------------------------------
+    async def set_lanes(self, specs: list[LaneSpec]) -> None:
+        """Replace every lane (a demo step, for instance); loaded models are kept in the pool."""
+        self.pg.cancel()
+        for lane in list(self.pg.lanes):
+            self.views.pop(lane.key).remove()
+        self.pg.lanes.clear()
+        self.running.clear()
+        container = self.query_one("#lanes")
+        for spec in specs:
+            lane = self.pg.add_lane(spec)
+            await container.mount(self._make_view(lane))
+            self._load(lane)
+        self.pg.reset_conversations()
+        self._relayout()
+        self._update_status()
+
+    async def action_demo_step(self, delta: int = 1) -> None:
+        if self.demo is None:
+            return
+        if self.running:
+            self.notify("The lanes are still answering: Esc cancels them.", severity="warning")
+            return
+        k = self.demo_step + delta
+        if not 0 <= k < len(self.demo.steps):
+            self.notify(
+                "That was the last step."
+                if k >= len(self.demo.steps)
+                else "This is the first step."
+            )
+            return
+        self.demo_step = k
+        step = self.demo.steps[k]
+        narration = Text()
+        narration.append(
+            f"{step.title}  ({k + 1}/{len(self.demo.steps)} · F6 next · F7 back)\n", style="bold"
+        )
+        narration.append(step.narration)
+        self.query_one("#narration", Static).update(narration)
+        await self.set_lanes(step.lanes)
+        self.sampling = replace(self.sampling, max_tokens=step.max_tokens)
+        self.prefill = step.prefill
+        turn = self.pg.begin_turn()
+        self._start(self.pg.lanes, step.question, turn, {})
+        for view in self.views.values():
+            view.token_view = step.tokens
+
+    # -- replay ---------------------------------------------------------------------------------
+    def _start_replay(self) -> None:
+        from playground.core.sessions import exchanges
+
+        rows = exchanges(self.log_db, self.replay["session"], latest_only=True)
+        box = self.query_one(PromptInput)
+        box.placeholder = (
+            "Replaying "
+            + self.replay["session"]
+            + (": Space shows the next turn" if self.replay["step"] else "")
+            + " · Esc stops"
+        )
+        box.disabled = True
+        for view in self.views.values():
+            view.load_state = "replay: no model is loaded"
+        self.pg.session_id = self.replay["session"]
+        self.run_worker(
+            partial(self._replay_worker, rows), thread=True, group="replay", exit_on_error=False
+        )
+
+    def _replay_worker(self, rows: list[dict]) -> None:
+        import time as _time
+
+        from playground.core.events import Token
+        from playground.core.replay import exchange_events
+
+        worker = get_current_worker()
+        turns: dict[int, list[dict]] = {}
+        for r in rows:
+            turns.setdefault(r["turn"], []).append(r)
+        speed = self.replay["speed"]
+        for turn, exs in sorted(turns.items()):
+            if self.replay["step"]:
+                self._next_turn.clear()
+                self.events.append(_Notice(f"turn {turn + 1} of {len(turns)} is next: press Space"))
+                while not self._next_turn.wait(0.1):
+                    if worker.is_cancelled:
+                        return
+            stream = []  # (time, order, event): tokens at their logged time, others with the token before
+            for r in exs:
+                lane = next((x for x in self.pg.lanes if x.index == r["lane_index"]), None)
+                if lane is None:
+                    continue
+                self.call_from_thread(
+                    self._begin_replayed,
+                    lane.key,
+                    r["question"],
+                    turn,
+                    bool(self.log_db.tokens(r["id"])),
+                )
+                at = 0.0
+                for ev in exchange_events(self.log_db, r["id"], lane.key):
+                    if isinstance(ev, Token):
+                        at = max(at, ev.elapsed)
+                    stream.append((at, len(stream), ev))
+            clock = 0.0
+            for at, _, ev in sorted(stream, key=lambda x: (x[0], x[1])):
+                if speed > 0 and at > clock:
+                    _time.sleep(min(2.0, (at - clock) / speed))
+                    clock = at
+                if worker.is_cancelled:
+                    return
+                self.events.append(ev)
+        self.events.append(_Notice("replay finished"))
+
+    def _begin_replayed(self, lane_key: str, question: str, turn: int, has_tokens: bool) -> None:
+        view = self.views[lane_key]
+        view.begin(question).turn = turn
+        if not has_tokens:
+            view.note(
+                "this answer's token rows are missing: replaying the text only, without the token view"
+            )
+
+    def action_next_turn(self) -> None:
+        self._next_turn.set()
 
     # -- lane targeting ------------------------------------------------------------------------
     def on_descendant_focus(self, event) -> None:
@@ -397,11 +562,27 @@ class PlaygroundApp(App):
             return
         lane, view = t
         ans = view.current
-        if ans is None or ans.prompt is None or lane.model is None:
+        if ans is None or ans.prompt is None:
             self.notify("Nothing sent to this lane yet: ask a question first.", severity="warning")
             return
         p = ans.prompt
-        pieces = [lane.model.piece_text(t) for t in p.token_ids]
+        if lane.model is not None and lane.model.model_id == ans.model_id:
+            pieces = [lane.model.piece_text(t) for t in p.token_ids]
+        else:  # a replayed or logged answer: read the token texts from the model file's vocabulary
+            from pathlib import Path as _Path
+
+            from playground.core.engine import vocab_pieces
+
+            path = (
+                self.log_db.exchange(ans.exchange_id).get("model_path") if ans.exchange_id else None
+            )
+            if not path or not _Path(path).is_file():
+                self.notify(
+                    "The model file of this answer is not here, so its tokens cannot be shown.",
+                    severity="warning",
+                )
+                return
+            pieces = vocab_pieces(path, p.token_ids)
         title = f"Lane {lane.index + 1} · {ans.model_id} · {ans.mode} · turn {ans.turn + 1}"
         self.push_screen(
             InspectorScreen(
@@ -609,6 +790,55 @@ class PlaygroundApp(App):
             done,
         )
 
+    def action_sessions(self) -> None:
+        from playground.tui.screens.review import ReviewScreen, SessionsScreen
+
+        def chosen(session_id: str | None) -> None:
+            if session_id:
+                self.push_screen(ReviewScreen(self.log_db, session_id, tagger=self.tagger))
+
+        self.push_screen(SessionsScreen(self.log_db), chosen)
+
+    def action_review(self, blind: bool = False) -> None:
+        from playground.tui.screens.review import ReviewScreen
+
+        if not self.pg.session_id:
+            self.notify("Nothing to review yet in this session.", severity="warning")
+            return
+        self.push_screen(
+            ReviewScreen(self.log_db, self.pg.session_id, blind=blind, tagger=self.tagger)
+        )
+
+    def action_lane_vote(self, index: int | None = None, verdict: str = "better") -> None:
+        """This lane answered the last question better than the others (or a tie / both bad)."""
+        from playground.core.sessions import add_vote
+
+        views = [self.views[x.key] for x in self.pg.lanes]
+        answers = [v.current for v in views if v.current is not None and v.current.exchange_id]
+        if len(answers) < 2 or len({a.turn for a in answers}) != 1:
+            self.notify(
+                "Voting compares the latest answers of two or more lanes to the same question.",
+                severity="warning",
+            )
+            return
+        winner = None
+        name = verdict.replace("_", " ")
+        if verdict == "better":
+            if (t := self._target(index)) is None or t[1].current is None:
+                return
+            winner = t[1].current.exchange_id
+            name = f"lane {t[0].index + 1} answered better"
+        add_vote(
+            self.log_db,
+            self.pg.session_id,
+            answers[0].turn,
+            [a.exchange_id for a in answers],
+            verdict,
+            winner,
+            tagger=self.tagger,
+        )
+        self.notify(f"vote: {name}")
+
     def action_lab(self, run_id: int | None = None) -> None:
         from playground.core.lab.report import build
         from playground.core.lab.runner import items
@@ -655,6 +885,7 @@ class PlaygroundApp(App):
             )
 
     MAIN_ONLY = {
+        "sessions",
         "lab",
         "new_session",
         "regenerate_all",
@@ -665,6 +896,10 @@ class PlaygroundApp(App):
     }
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "next_turn":
+            return self.replay is not None and bool(self.replay.get("step"))
+        if action == "demo_step":
+            return self.demo is not None
         return not (action in self.MAIN_ONLY and self.screen is not self.screen_stack[0])
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -690,6 +925,25 @@ class PlaygroundApp(App):
         yield SystemCommand("Add lane", "Add a lane (up to 4)", self.action_add_lane)
         yield SystemCommand(
             "Lab", "The latest probe run: scores, calibration, answers", self.action_lab
+        )
+        yield SystemCommand(
+            "Sessions", "Every logged session; search; review and tag", self.action_sessions
+        )
+        yield SystemCommand("Review this session", "Tag its answers one by one", self.action_review)
+        yield SystemCommand(
+            "Review this session blind",
+            "Lane names hidden while you tag and vote",
+            partial(self.action_review, True),
+        )
+        yield SystemCommand(
+            "Vote: tie",
+            "The lanes' latest answers are equally good",
+            partial(self.action_lane_vote, None, "tie"),
+        )
+        yield SystemCommand(
+            "Vote: both bad",
+            "None of the lanes' latest answers is good",
+            partial(self.action_lane_vote, None, "both_bad"),
         )
         for lane in self.pg.lanes:
             i = lane.index
@@ -778,4 +1032,58 @@ def make_app(
     app = PlaygroundApp(catalog, specs, log, sampling, config or Config.load())
     app.pg.search_backend = search_backend
     app.pg.corpus_path = corpus_path
+    return app
+
+
+def make_replay_app(
+    log: SessionLog, session_id: str, speed: float = 1.0, step: bool = False
+) -> PlaygroundApp:
+    """The app showing a recorded session as it streamed, with no model loaded."""
+    import json as _json
+
+    from playground.core.lanes import parse_lanes
+    from playground.core.sessions import session
+
+    sess = session(log, session_id)
+    specs = parse_lanes(",".join(_json.loads(sess["lanes"] or "[]"))) if sess["lanes"] else []
+    if not specs:
+        raise PlaygroundError(f"session {session_id} has no lanes to replay")
+    app = PlaygroundApp(Catalog.load(), specs[:MAX_LANES], log, config=Config.load())
+    app.replay = {"session": sess["id"], "speed": speed, "step": step}
+    app.sub_title = f"replay of {sess['id']}"
+    return app
+
+
+class ReviewApp(App):
+    """`playground review`: the review screen on its own."""
+
+    CSS_PATH = Path(__file__).parent / "app.tcss"
+    TITLE = "playground review"
+
+    def __init__(self, log: SessionLog, session_id: str, blind: bool, tagger: str | None) -> None:
+        super().__init__()
+        self.log_db, self.session_id, self.blind, self.tagger = log, session_id, blind, tagger
+
+    def on_mount(self) -> None:
+        from playground.tui.screens.review import ReviewScreen
+
+        self.push_screen(
+            ReviewScreen(self.log_db, self.session_id, self.blind, self.tagger),
+            lambda _: self.exit(),
+        )
+
+
+def make_demo_app(
+    path, db: Path, models_dir: Path | None = None, corpus_path: Path | None = None
+) -> PlaygroundApp:
+    """The app stepping through a workshop demo script with a narration panel."""
+    from playground.core.demo import load_demo
+
+    demo = load_demo(path)
+    app = PlaygroundApp(
+        Catalog.load(models_dir), demo.steps[0].lanes, SessionLog(db), Sampling(), Config.load()
+    )
+    app.pg.corpus_path = corpus_path
+    app.demo = demo
+    app.sub_title = demo.title
     return app

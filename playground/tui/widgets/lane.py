@@ -100,6 +100,7 @@ class LaneView(Vertical, can_focus=True):
         ),
         Binding("p", "app.lane_tag('partial')", "Partial", show=False, id="lane.tag_partial"),
         Binding("n", "app.lane_tag_note", "Tag+note", show=False, id="lane.tag_note"),
+        Binding("b", "app.lane_vote", "Better", show=False, id="lane.vote_better"),
         Binding("x", "app.lane_cancel", "Cancel lane", show=False, id="lane.cancel"),
         Binding("r", "app.lane_regenerate", "Regenerate", show=False, id="lane.regenerate"),
         Binding("y", "app.lane_copy", "Copy", show=False, id="lane.copy"),

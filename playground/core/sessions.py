@@ -1,0 +1,288 @@
+"""Coming back to the log: find sessions, tag, vote, measure agreement, export."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from itertools import combinations
+
+from playground.core.errors import PlaygroundError
+from playground.core.log import LABELS, SessionLog, default_tagger, now_iso
+
+VERDICTS = ("better", "tie", "both_bad")
+HONEST_REFUSAL = (
+    "I don't know. I have no reliable information about that, so I would rather not guess."
+)
+
+
+class SessionError(PlaygroundError):
+    pass
+
+
+def find_sessions(
+    log: SessionLog,
+    model: str | None = None,
+    mode: str | None = None,
+    tag: str | None = None,
+    text: str | None = None,
+    limit: int = 100,
+) -> list[dict]:
+    """Sessions with their lanes, turns and tag counts, filtered by model, mode, tag or full text."""
+    where, args = [], []
+    if model:
+        where.append("s.id in (select session_id from exchanges where model_id like ?)")
+        args.append(f"%{model}%")
+    if mode:
+        where.append("s.id in (select session_id from exchanges where mode = ?)")
+        args.append(mode)
+    if tag:
+        if tag not in LABELS:
+            raise SessionError(f"unknown tag {tag!r}: use one of {', '.join(LABELS)}")
+        where.append(
+            "s.id in (select e.session_id from tags t join exchanges e on e.id = t.exchange_id where t.label = ?)"
+        )
+        args.append(tag)
+    if text:
+        terms = " ".join('"' + w.replace('"', "") + '"' for w in text.split())
+        where.append(
+            "s.id in (select e.session_id from exchanges_fts f join exchanges e on e.id = f.rowid where exchanges_fts match ?)"
+        )
+        args.append(terms)
+    sql = f"""
+        select s.id, s.created_at, s.lanes, s.title, s.parent_id,
+               (select count(distinct e.turn) from exchanges e where e.session_id = s.id) as turns,
+               (select count(*) from exchanges e where e.session_id = s.id) as exchanges,
+               (select count(*) from tags t join exchanges e on t.exchange_id = e.id where e.session_id = s.id) as tags,
+               (select count(*) from exchanges e where e.session_id = s.id
+                  and not exists (select 1 from tags t where t.exchange_id = e.id)) as untagged
+        from sessions s {"where " + " and ".join(where) if where else ""}
+        order by s.created_at desc limit {int(limit)}
+    """
+    with log._lock:
+        return list(log.db.query(sql, args))
+
+
+def session(log: SessionLog, session_id: str) -> dict:
+    with log._lock:
+        rows = list(
+            log.db.query(
+                "select * from sessions where id = ? or id like ?", [session_id, f"{session_id}%"]
+            )
+        )
+    if not rows:
+        raise SessionError(f"no session {session_id!r} in {log.path} (see `playground sessions`)")
+    if len(rows) > 1:
+        raise SessionError(f"{session_id!r} matches {len(rows)} sessions: give more of the id")
+    return rows[0]
+
+
+def exchanges(
+    log: SessionLog, session_id: str | None = None, latest_only: bool = False
+) -> list[dict]:
+    """A session's exchanges (all sessions' with None), in turn and lane order."""
+    sql = (
+        "select * from exchanges"
+        + (" where session_id = ?" if session_id else "")
+        + " order by session_id, turn, lane_index, id"
+    )
+    with log._lock:
+        rows = list(log.db.query(sql, [session_id] if session_id else []))
+    if latest_only:  # a regenerated answer replaces its parent in transcripts
+        replaced = {r["parent_id"] for r in rows if r["parent_id"]}
+        rows = [r for r in rows if r["id"] not in replaced]
+    return rows
+
+
+def add_vote(
+    log: SessionLog,
+    session_id: str,
+    turn: int,
+    exchange_ids: list[int],
+    verdict: str,
+    winner: int | None = None,
+    blind: bool = False,
+    tagger: str | None = None,
+) -> int:
+    if verdict not in VERDICTS:
+        raise SessionError(f"unknown verdict {verdict!r}: use one of {', '.join(VERDICTS)}")
+    if verdict == "better" and winner not in exchange_ids:
+        raise SessionError("a 'better' vote names the winning exchange among those compared")
+    with log._immediate() as db:
+        db["votes"].insert(
+            {
+                "session_id": session_id,
+                "turn": turn,
+                "winner_exchange_id": winner if verdict == "better" else None,
+                "exchange_ids": json.dumps(exchange_ids),
+                "verdict": verdict,
+                "blind": int(blind),
+                "tagger": tagger or default_tagger(),
+                "created_at": now_iso(),
+            }
+        )
+        return int(db.conn.execute("select last_insert_rowid()").fetchone()[0])
+
+
+def cohen_kappa(a: list[str], b: list[str]) -> float | None:
+    """Agreement of two raters beyond chance: (p_o - p_e) / (1 - p_e)."""
+    n = len(a)
+    if n == 0 or n != len(b):
+        return None
+    po = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    ca, cb = Counter(a), Counter(b)
+    pe = sum(ca[k] * cb[k] for k in set(a) | set(b)) / (n * n)
+    return 1.0 if pe == 1 else (po - pe) / (1 - pe)
+
+
+def agreement(log: SessionLog, session_id: str | None = None) -> list[dict]:
+    """For each pair of taggers: how many exchanges both tagged, raw agreement, Cohen's kappa."""
+    sql = """select t.exchange_id, t.tagger, t.label from tags t join exchanges e on e.id = t.exchange_id"""
+    sql += " where e.session_id = ?" if session_id else ""
+    sql += " order by t.id"
+    latest: dict[tuple[int, str], str] = {}
+    with log._lock:
+        for r in log.db.query(sql, [session_id] if session_id else []):
+            latest[(r["exchange_id"], r["tagger"])] = r["label"]
+    by_tagger: dict[str, dict[int, str]] = {}
+    for (ex, tagger), label in latest.items():
+        by_tagger.setdefault(tagger, {})[ex] = label
+    out = []
+    for t1, t2 in combinations(sorted(by_tagger), 2):
+        both = sorted(set(by_tagger[t1]) & set(by_tagger[t2]))
+        a = [by_tagger[t1][e] for e in both]
+        b = [by_tagger[t2][e] for e in both]
+        out.append(
+            {
+                "taggers": (t1, t2),
+                "both_tagged": len(both),
+                "agreement": sum(x == y for x, y in zip(a, b, strict=True)) / len(both)
+                if both
+                else None,
+                "kappa": cohen_kappa(a, b),
+            }
+        )
+    return out
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+def _tags(log: SessionLog, exchange_id: int) -> list[dict]:
+    return [
+        {k: t[k] for k in ("label", "note", "tagger", "created_at")} for t in log.tags(exchange_id)
+    ]
+
+
+def export_jsonl(log: SessionLog, rows: list[dict]) -> list[dict]:
+    out = []
+    for r in rows:
+        rec = {
+            k: r[k]
+            for k in r
+            if k not in ("prompt_token_ids", "prompt_special", "pid", "proc_started", "host")
+        }
+        for key in ("stop", "model_info", "options"):
+            if rec.get(key):
+                rec[key] = json.loads(rec[key])
+        rec["prompt_token_ids"] = json.loads(r["prompt_token_ids"] or "[]")
+        rec["tokens"] = [
+            {
+                "token_id": t["token_id"],
+                "text": t["text"],
+                "logprob": t["logprob"],
+                "top": json.loads(t["top"] or "[]"),
+            }
+            for t in log.tokens(r["id"])
+        ]
+        rec["tags"] = _tags(log, r["id"])
+        rec["searches"] = [
+            {k: s[k] for k in ("kind", "query", "backend", "error")}
+            | {"results": json.loads(s["results"] or "[]")}
+            for s in log.searches(r["id"])
+        ]
+        out.append(rec)
+    return out
+
+
+def export_markdown(log: SessionLog, sess: dict, rows: list[dict]) -> str:
+    lanes = json.loads(sess["lanes"] or "[]")
+    out = [
+        f"# Session {sess['id']}",
+        "",
+        f"{sess['created_at'][:19].replace('T', ' ')} UTC · lanes: "
+        + ", ".join(f"`{lane}`" for lane in lanes),
+        "",
+    ]
+    turn = None
+    for r in rows:
+        if r["turn"] != turn:
+            turn = r["turn"]
+            out += [
+                f"## Turn {turn + 1}",
+                "",
+                "> " + (r["question"] or "").replace("\n", "\n> "),
+                "",
+            ]
+        tags = ", ".join(t["label"] for t in _tags(log, r["id"]))
+        conf = f" · confidence {r['confidence']:.0%}" if r["confidence"] is not None else ""
+        head = (
+            f"**{r['lane']}** ({r['model_id']}, {r['status']}{conf}"
+            + (f", tagged: {tags}" if tags else "")
+            + ")"
+        )
+        text = (r["output_text"] or "").strip() or "_(no answer)_"
+        if r["error"]:
+            text += f"\n\n_error: {r['error']}_"
+        out += [head, "", "```text", text.replace("```", "`\u200b``"), "```", ""]
+    return "\n".join(out)
+
+
+def export_sft(log: SessionLog, rows: list[dict]) -> list[dict]:
+    """Chat-format SFT data: answers tagged as hallucinations become an honest "I don't know"."""
+    out = []
+    for r in rows:
+        if r["status"] != "complete" or not (r["output_text"] or "").strip():
+            continue
+        labels = [t["label"] for t in log.tags(r["id"])]
+        if labels and labels[-1] == "hallucination":
+            answer = HONEST_REFUSAL
+        elif labels and labels[-1] in ("correct", "abstained"):
+            answer = r["output_text"].strip()
+        else:
+            continue  # untagged or partially right: not a clean training example
+        out.append(
+            {
+                "messages": [
+                    {"role": "user", "content": r["question"]},
+                    {"role": "assistant", "content": answer},
+                ]
+            }
+        )
+    return out
+
+
+def export_preferences(log: SessionLog, session_id: str | None = None) -> list[dict]:
+    """Votes as DPO preference pairs: the chosen answer against each answer it beat."""
+    sql = "select * from votes" + (" where session_id = ?" if session_id else "") + " order by id"
+    with log._lock:
+        votes = list(log.db.query(sql, [session_id] if session_id else []))
+    out = []
+    for v in votes:
+        if v["verdict"] != "better":
+            continue
+        winner = log.exchange(v["winner_exchange_id"])
+        for other in json.loads(v["exchange_ids"]):
+            if other == v["winner_exchange_id"]:
+                continue
+            loser = log.exchange(other)
+            out.append(
+                {
+                    "prompt": winner["question"],
+                    "chosen": (winner["output_text"] or "").strip(),
+                    "rejected": (loser["output_text"] or "").strip(),
+                    "chosen_model": winner["model_id"],
+                    "rejected_model": loser["model_id"],
+                    "blind": bool(v["blind"]),
+                }
+            )
+    return out
