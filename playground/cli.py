@@ -58,16 +58,39 @@ def _db_option(f):
     )(f)
 
 
+def _remember_gpu_layers(ctx: click.Context, param, value):
+    if value is not None:
+        from playground.core.doctor import gpu_layers
+
+        try:
+            ctx.meta["gpu_layers"] = gpu_layers(value)
+        except PlaygroundError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
 def _catalog(models_dir: Path | None, base: str | None, tuned: str | None) -> Catalog:
     catalog = Catalog.load(models_dir)
     if base:
         catalog = catalog.with_override("base", base)
     if tuned:
         catalog = catalog.with_override("tuned", tuned)
+    ctx = click.get_current_context(silent=True)
+    layers = ctx.meta.get("gpu_layers") if ctx is not None else None
+    if layers is not None:
+        catalog = catalog.with_gpu_layers(layers)
     return catalog
 
 
 def _models_options(f):
+    f = click.option(
+        "--gpu-layers",
+        default=None,
+        metavar="N|all|auto",
+        expose_value=False,
+        callback=_remember_gpu_layers,
+        help="Layers to offload to the GPU for every model (default: each model's catalog setting).",
+    )(f)
     f = click.option("--tuned", "tuned", metavar="PATH", help="Use this GGUF as the tuned model.")(
         f
     )
@@ -150,6 +173,7 @@ def _run_app(
         sampling,
         search_backend=search_backend,
         corpus_path=corpus_path,
+        gpu_layers=click.get_current_context().meta.get("gpu_layers"),
     )
     app.run()
 
@@ -1450,6 +1474,65 @@ def browse(db_path, port):
             ]
         )
     )
+
+
+@cli.command()
+@_models_options
+@click.option("--json", "as_json", is_flag=True)
+def doctor(models_dir, base, tuned, as_json):
+    """What this llama.cpp build and machine can do: backends, devices, memory, threads, models."""
+    from playground.core.doctor import report as doctor_report
+
+    rep = doctor_report(_catalog(models_dir, base, tuned))
+    if as_json:
+        click.echo(json.dumps(rep, indent=2))
+        return
+    c = Console()
+    c.print(
+        Text(
+            f"llama-cpp-python {rep['llama_cpp_python']} · backends: {', '.join(rep['backends'])} · GPU offload: {'yes' if rep['gpu_offload'] else 'no'}",
+            style="bold",
+        )
+    )
+    c.print(
+        f"CPU: {rep['cpu_threads']} threads available (two lanes on two models get {rep['threads_per_lane_two_models']} each) · features: {' '.join(rep['cpu_features'])}"
+    )
+    c.print(f"Memory: {rep['memory_available_mb']:,} MB free of {rep['memory_total_mb']:,} MB")
+    if rep["gpu_devices"]:
+        for d in rep["gpu_devices"]:
+            c.print(
+                f"GPU: {d['name']} · {d['memory_free_mb']:,} MB free of {d['memory_total_mb']:,} MB"
+            )
+    else:
+        c.print("GPU: none seen (no nvidia-smi); this build runs on the CPU")
+    t = Table(title="Catalog models")
+    for col in ("id", "kind", "size", "n_gpu_layers", "fits in RAM", "fits on GPU"):
+        t.add_column(col)
+    for m in rep["models"]:
+        t.add_row(
+            m["id"],
+            m["kind"],
+            f"{m['size_mb']} MB" if "size_mb" in m else m.get("error", "?"),
+            str(m["n_gpu_layers"]),
+            {True: "yes", False: "no"}.get(m.get("fits_ram"), "?"),
+            {True: "yes", False: "no"}.get(m.get("fits_gpu"), "-"),
+        )
+    c.print(t)
+    if rep["install_gpu_build"]:
+        c.print(
+            Text(
+                "This llama-cpp-python has no GPU backend. To build one (takes a few minutes):",
+                style="yellow",
+            )
+        )
+        for name, cmd in rep["install_gpu_build"].items():
+            c.print(Text(f"  {name}: {cmd}"))
+        c.print(
+            Text(
+                "then run with --gpu-layers all (or auto), or set n_gpu_layers = -1 in models/models.toml.",
+                style="dim",
+            )
+        )
 
 
 def main() -> None:

@@ -192,6 +192,10 @@ class Catalog:
         known = ", ".join(["base", "tuned", *sorted(self.models)])
         raise CatalogError(f"unknown model {name!r}: use one of {known}, or a path to a .gguf file")
 
+    def with_gpu_layers(self, n: int) -> Catalog:
+        """Every model offloads *n* layers (-1: all) in this run."""
+        return replace(self, models={k: replace(m, n_gpu_layers=n) for k, m in self.models.items()})
+
     def with_override(self, role: str, path: str) -> Catalog:
         """--base PATH / --tuned PATH: replace one model of the default pair."""
         spec = self.resolve(path)

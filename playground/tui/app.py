@@ -1016,6 +1016,7 @@ def make_app(
     config: Config | None = None,
     search_backend: str = "offline",
     corpus_path: Path | None = None,
+    gpu_layers: int | None = None,
 ) -> PlaygroundApp:
     """Build the app (used by the console script, the tests and the benchmarks)."""
     from playground.core.lanes import parse_lanes
@@ -1026,6 +1027,8 @@ def make_app(
         catalog = catalog.with_override("base", base)
     if tuned:
         catalog = catalog.with_override("tuned", tuned)
+    if gpu_layers is not None:
+        catalog = catalog.with_gpu_layers(gpu_layers)
     if not 1 <= len(specs) <= MAX_LANES:
         raise PlaygroundError(f"the app shows 1 to {MAX_LANES} lanes, not {len(specs)}")
     log = SessionLog(db)

@@ -1,0 +1,104 @@
+"""`playground doctor`: what this machine and this llama.cpp build can do, and what to fix."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import psutil
+
+from playground.core.catalog import Catalog
+from playground.core.engine import cpu_count
+from playground.core.errors import PlaygroundError
+
+GPU_BUILDS = {
+    "CUDA (NVIDIA)": 'CMAKE_ARGS="-DGGML_CUDA=on" .venv/bin/pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python',
+    "Metal (Apple)": 'CMAKE_ARGS="-DGGML_METAL=on" .venv/bin/pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python',
+    "Vulkan": 'CMAKE_ARGS="-DGGML_VULKAN=on" .venv/bin/pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python',
+}
+
+
+def gpu_layers(value: str | int | None) -> int | None:
+    """--gpu-layers N | all | auto: None keeps each model's catalog setting."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    v = value.strip().lower()
+    if v == "all":
+        return -1
+    if v == "auto":
+        import llama_cpp
+
+        return -1 if llama_cpp.llama_supports_gpu_offload() else 0
+    if re.fullmatch(r"-?\d+", v) and int(v) >= -1:
+        return int(v)
+    raise PlaygroundError(f"--gpu-layers takes a number of layers, 'all' or 'auto', not {value!r}")
+
+
+def nvidia_devices() -> list[dict]:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    devices = []
+    for line in out.strip().splitlines():
+        name, total, free = (x.strip() for x in line.split(","))
+        devices.append({"name": name, "memory_total_mb": int(total), "memory_free_mb": int(free)})
+    return devices
+
+
+def report(catalog: Catalog) -> dict:
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    gpu = bool(llama_cpp.llama_supports_gpu_offload())
+    backends = ["CPU"] + [
+        name
+        for name, flag in (
+            ("CUDA", "CUDA"),
+            ("Metal", "METAL"),
+            ("Vulkan", "VULKAN"),
+            ("SYCL", "SYCL"),
+            ("HIP", "HIP"),
+        )
+        if flag in info.upper()
+    ]
+    cpu_features = sorted(set(re.findall(r"(\w+) = 1", info)))
+    vm = psutil.virtual_memory()
+    devices = nvidia_devices()
+    models = []
+    for spec in catalog.models.values():
+        row = {"id": spec.id, "kind": spec.kind, "n_gpu_layers": spec.n_gpu_layers}
+        try:
+            gg = spec.inspect()
+            need = gg.size * 1.2 + 64e6  # weights plus room for the KV cache and buffers at 4k
+            row.update(size_mb=round(gg.size / 1e6), fits_ram=need < vm.available)
+            if devices:
+                row["fits_gpu"] = need < devices[0]["memory_free_mb"] * 1e6
+        except PlaygroundError as e:
+            row.update(error=str(e))
+        models.append(row)
+    return {
+        "llama_cpp_python": llama_cpp.__version__,
+        "backends": backends,
+        "gpu_offload": gpu,
+        "cpu_features": cpu_features,
+        "cpu_threads": cpu_count(),
+        "threads_per_lane_two_models": max(1, cpu_count() // 2),
+        "memory_total_mb": round(vm.total / 1e6),
+        "memory_available_mb": round(vm.available / 1e6),
+        "gpu_devices": devices,
+        "models": models,
+        "install_gpu_build": {} if gpu else GPU_BUILDS,
+    }
