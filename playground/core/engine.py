@@ -11,12 +11,14 @@ from its first evaluated token to its last.
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import contextlib
 import ctypes
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -87,6 +89,21 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free llama.cpp models before the interpreter tears down the modules their finalizers need
+    (otherwise llama-cpp-python prints a TypeError at exit)."""
+    for model in list(_OPEN):
+        model.close()
+    for llm in list(_VOCABS.values()):
+        with contextlib.suppress(Exception):
+            llm.close()
+    _VOCABS.clear()
+
+
 # llama-cpp-python silences llama.cpp by swapping file descriptors 1 and 2 while a model loads;
 # two loads at once in two threads would leave stdout pointing at /dev/null. Load one at a time.
 _LOAD_LOCK = threading.Lock()
@@ -142,6 +159,7 @@ class Model:
         except (ValueError, RuntimeError, OSError) as e:
             raise EngineError(f"llama.cpp could not load {path}: {e}") from e
         self.load_seconds = time.perf_counter() - t0
+        _OPEN.add(self)
         self.n_gpu_layers = gpu
         self.threads = threads
         self.lock = threading.Lock()
