@@ -18,7 +18,7 @@ from playground.core.log import SessionLog
 from playground.core.sessions import add_vote, cohen_kappa, find_sessions
 
 from .conftest import PLAYGROUND, ROOT
-from .test_tui import text_of, wait_for
+from .test_tui import ready, text_of, wait_for
 
 
 def run(*args):
@@ -284,3 +284,41 @@ def test_serve_on_loopback_only(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_sessions_screen_filters_and_reruns_in_the_lanes(recorded, db_path):
+    from playground.tui.app import make_app
+    from playground.tui.screens.review import SessionsScreen
+
+    log, sid = recorded
+    log.add_tag(next(log.db.query("select id from exchanges limit 1"))["id"], "hallucination")
+    app = make_app("tuned:chat", db_path, sampling=Sampling(max_tokens=8), config=Config())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("f5")
+        await pilot.pause(0.3)
+        screen = app.screen
+        assert isinstance(screen, SessionsScreen)
+        table = screen.query_one("#sessions-table")
+        assert table.row_count == 1
+        screen.query_one("#sessions-search").value = "Atlantis"
+        await pilot.pause(0.2)
+        assert table.row_count == 0
+        screen.query_one("#sessions-search").value = "Spain"
+        screen.query_one("#sessions-tag").value = "hallucination"
+        await pilot.pause(0.2)
+        assert table.row_count == 1
+        screen.query_one("#sessions-tag").value = "correct"
+        await pilot.pause(0.2)
+        assert table.row_count == 0
+        screen.query_one("#sessions-tag").clear()
+        await pilot.pause(0.2)
+        table.focus()
+        await pilot.press("r")
+        view = next(iter(app.views.values()))
+        await wait_for(pilot, lambda: len(view.answers) == 2 and view.current.status == "complete" and not app.running, "the re-run")
+        text = text_of(view)
+        assert "recorded answer:" in text and "And of Spain?" in text
+    new = next(log.db.query("select id, parent_id, title from sessions where parent_id is not null"))
+    assert new["parent_id"] == sid and new["title"] == f"re-run of {sid}"
+    assert len(list(log.db.query("select id from exchanges where session_id = ?", [new["id"]]))) == 2

@@ -794,10 +794,61 @@ class PlaygroundApp(App):
         from playground.tui.screens.review import ReviewScreen, SessionsScreen
 
         def chosen(session_id: str | None) -> None:
-            if session_id:
+            if session_id and session_id.startswith("rerun:"):
+                self.rerun_session(session_id.removeprefix("rerun:"))
+            elif session_id:
                 self.push_screen(ReviewScreen(self.log_db, session_id, tagger=self.tagger))
 
         self.push_screen(SessionsScreen(self.log_db), chosen)
+
+    def rerun_session(self, session_id: str) -> None:
+        """Ask a recorded session's questions again in today's lanes, as a new session that points to
+        the original; each lane shows the recorded answer of its position above the new one."""
+        from playground.core.sessions import exchanges
+
+        if self.running or self.replay is not None:
+            self.notify("Not now: the lanes are busy (or this is a replay).", severity="warning")
+            return
+        rows = exchanges(self.log_db, session_id, latest_only=True)
+        turns: dict[int, dict] = {}
+        for r in rows:
+            entry = turns.setdefault(r["turn"], {"question": r["question"], "answers": {}})
+            entry["answers"][r["lane_index"]] = r["output_text"]
+        if not turns:
+            self.notify("That session has no questions.", severity="warning")
+            return
+        self.pg.new_session()
+        for view in self.views.values():
+            view.clear()
+        self.pg.session_id = self.log_db.new_session(
+            [x.spec.text for x in self.pg.lanes],
+            title=f"re-run of {session_id}",
+            parent_id=session_id,
+        )
+        self._update_status()
+        self.run_worker(
+            partial(self._rerun_worker, [turns[k] for k in sorted(turns)]),
+            thread=True,
+            group="rerun",
+            exit_on_error=False,
+        )
+
+    def _rerun_worker(self, turns: list[dict]) -> None:
+        import time as _time
+
+        worker = get_current_worker()
+        for t in turns:
+            self.call_from_thread(self._rerun_turn, t)
+            while not worker.is_cancelled and (self.running or self.events):
+                _time.sleep(0.05)
+        self.events.append(_Notice("re-run finished: the new session points to the original"))
+
+    def _rerun_turn(self, t: dict) -> None:
+        for lane in self.pg.lanes:
+            recorded = t["answers"].get(lane.index)
+            if recorded is not None:
+                self.views[lane.key].note("recorded answer: " + " ".join(recorded.split())[:300])
+        self._start(self.pg.lanes, t["question"], self.pg.begin_turn(), {})
 
     def action_review(self, blind: bool = False) -> None:
         from playground.tui.screens.review import ReviewScreen
