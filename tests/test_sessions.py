@@ -316,9 +316,19 @@ async def test_sessions_screen_filters_and_reruns_in_the_lanes(recorded, db_path
         table.focus()
         await pilot.press("r")
         view = next(iter(app.views.values()))
-        await wait_for(pilot, lambda: len(view.answers) == 2 and view.current.status == "complete" and not app.running, "the re-run")
+        await wait_for(
+            pilot,
+            lambda: (
+                len(view.answers) == 2 and view.current.status == "complete" and not app.running
+            ),
+            "the re-run",
+        )
         text = text_of(view)
         assert "recorded answer:" in text and "And of Spain?" in text
-    new = next(log.db.query("select id, parent_id, title from sessions where parent_id is not null"))
+    new = next(
+        log.db.query("select id, parent_id, title from sessions where parent_id is not null")
+    )
     assert new["parent_id"] == sid and new["title"] == f"re-run of {sid}"
-    assert len(list(log.db.query("select id from exchanges where session_id = ?", [new["id"]]))) == 2
+    assert (
+        len(list(log.db.query("select id from exchanges where session_id = ?", [new["id"]]))) == 2
+    )
