@@ -1418,7 +1418,22 @@ def serve(host, port, public, demo_file, db_path):
     args += ["demo", str(demo_file)] if demo_file else ["app"]
     if db_path:
         args += ["--db", str(db_path)]
-    Server(shlex.join(args), host=host, port=port, title="playground").serve()
+    import signal
+
+    import psutil
+
+    def reap(*_) -> None:
+        """textual-serve leaves the app processes it started running when it stops: end them."""
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, reap)
+    try:
+        Server(shlex.join(args), host=host, port=port, title="playground").serve()
+    finally:
+        reap()
 
 
 @cli.command()

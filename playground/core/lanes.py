@@ -569,6 +569,23 @@ class Playground:
                 )
             )
 
+        def announce(outcome: Outcome) -> None:
+            """The prompt is in the model: say what it received and what came from the cache."""
+            emit(
+                PromptReady(
+                    lane.name,
+                    ex_id,
+                    rendered.text,
+                    rendered.token_ids,
+                    rendered.special,
+                    outcome.evaluated,
+                    outcome.reused,
+                    rendered.dropped_turns,
+                )
+            )
+            if writer:
+                writer.streaming(prompt_evaluated=outcome.evaluated, prompt_reused=outcome.reused)
+
         t_start = time.perf_counter()
         answer_ids: list[int] = []  # after the prompt: the model's tokens and injected results
         visible = ""
@@ -603,22 +620,7 @@ class Playground:
                         started = True
                         if first_outcome is None:
                             first_outcome = outcome
-                            emit(
-                                PromptReady(
-                                    lane.name,
-                                    ex_id,
-                                    rendered.text,
-                                    rendered.token_ids,
-                                    rendered.special,
-                                    outcome.evaluated,
-                                    outcome.reused,
-                                    rendered.dropped_turns,
-                                )
-                            )
-                            if writer:
-                                writer.streaming(
-                                    prompt_evaluated=outcome.evaluated, prompt_reused=outcome.reused
-                                )
+                            announce(outcome)
                         elif resume_pending is not None and self.log is not None:
                             self.log.update_search(
                                 resume_pending, resume_evaluated=outcome.evaluated
@@ -654,18 +656,7 @@ class Playground:
                     emit(out)
                 if first_outcome is None:  # no token at all (immediate end of generation)
                     first_outcome = outcome
-                    emit(
-                        PromptReady(
-                            lane.name,
-                            ex_id,
-                            rendered.text,
-                            rendered.token_ids,
-                            rendered.special,
-                            outcome.evaluated,
-                            outcome.reused,
-                            rendered.dropped_turns,
-                        )
-                    )
+                    announce(outcome)
                 n_generated += len(outcome.token_ids)
                 if query is not None and outcome.finish_reason == "tool":
                     answer_ids += outcome.token_ids

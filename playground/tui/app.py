@@ -147,6 +147,12 @@ class PlaygroundApp(App):
         self._update_status()
         self._relayout()
 
+    def on_unmount(self) -> None:
+        """Quitting stops the lanes within a token, so the process exits at once and every
+        answer in flight is logged as cancelled."""
+        self.pg.cancel()
+        self._next_turn.set()
+
     def on_resize(self) -> None:
         self._relayout()
 
