@@ -100,6 +100,21 @@ def summary() -> list[tuple[str, str, str]]:
         rows.append(
             ("log: streaming writes over one plain transaction", f"{log['ratio']:.2f}", "-")
         )
+    if remote := load("remote"):
+        rows.append(
+            (
+                "remote lane (llama_cpp.server) tokens/s over local, logprobs on",
+                f"{remote['ratio']:.2f}",
+                "-",
+            )
+        )
+        rows.append(
+            (
+                "remote lane tokens/s over local, logprobs off",
+                f"{remote['no_logprobs_ratio']:.2f}",
+                "-",
+            )
+        )
     return rows
 
 

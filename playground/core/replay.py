@@ -72,10 +72,10 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list:
                 Token(
                     lane,
                     t["position"],
-                    t["token_id"],
+                    t["token_id"] if t["token_id"] is not None else -2,  # a server's token
                     piece,
                     delta,
-                    t["logprob"],
+                    t["logprob"] if t["logprob"] is not None else float("nan"),
                     top,
                     t["elapsed"] or 0.0,
                 )

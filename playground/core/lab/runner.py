@@ -136,7 +136,7 @@ def run_probes(
             tokens: dict[str, list[float]] = {}
 
             def collect(ev, tokens=tokens):
-                if isinstance(ev, Token) and ev.token_id >= 0:
+                if isinstance(ev, Token) and ev.token_id != -1 and ev.logprob == ev.logprob:
                     tokens.setdefault(ev.lane, []).append(ev.logprob)
 
             sampling = (

@@ -220,7 +220,7 @@ class LaneView(Vertical, can_focus=True):
             )
         elif isinstance(ev, Token):
             ans.text += ev.text
-            if ev.token_id >= 0:
+            if ev.token_id != -1:
                 ans.tokens.append(ev)
         elif isinstance(ev, Finished):
             ans.status = ev.status
@@ -377,8 +377,10 @@ class LaneView(Vertical, can_focus=True):
     def _render_tokens(self, ans: Answer) -> Text:
         out = Text()
         for i, tok in enumerate(ans.tokens):
-            p = math.exp(tok.logprob)
-            style = Style.parse(prob_style(p)) + Style(underline=i % 2 == 1)
+            known = tok.logprob == tok.logprob  # NaN: a server that sends no probabilities
+            style = Style.parse(prob_style(math.exp(tok.logprob)) if known else "reverse") + Style(
+                underline=i % 2 == 1
+            )
             if i == self.cursor:
                 style += Style(reverse=True, bold=True)
             out.append(show_piece(tok.piece), style + Style(meta={"token": i}))
@@ -394,7 +396,13 @@ class LaneView(Vertical, can_focus=True):
         out = Text()
         out.append(f"token {i + 1}/{len(ans.tokens)} ", style="bold")
         out.append(repr(tok.piece))
-        out.append(f"  id {tok.token_id}  p={math.exp(tok.logprob):.1%}\n", style="dim")
+        prob = (
+            f"p={math.exp(tok.logprob):.1%}"
+            if tok.logprob == tok.logprob
+            else "no probability sent by the server"
+        )
+        tid = f"id {tok.token_id}" if tok.token_id >= 0 else "id unknown (remote)"
+        out.append(f"  {tid}  {prob}\n", style="dim")
         for alt in tok.top:
             chosen = alt.token_id == tok.token_id
             out.append(f"{math.exp(alt.logprob):6.1%} ", style="bold" if chosen else "")

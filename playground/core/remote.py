@@ -1,0 +1,343 @@
+"""Remote lanes: a model behind an OpenAI-compatible server (llama.cpp's llama-server,
+llama-cpp-python's server, vLLM, Ollama).
+
+Raw and few-shot modes use /v1/completions with the prompt as text; chat mode uses
+/v1/chat/completions with messages, so the server applies the model's template. Streaming,
+per-token log-probabilities with top-k alternatives (when the server sends them: the lane says so
+when it does not), stop sequences and cancel work as in local lanes. API keys come from an
+environment variable named in the catalog, or the OS keyring; they are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+
+from playground.core.engine import EngineError, Outcome, Sampling
+from playground.core.events import Alternative, Stats, Token
+from playground.core.prompts import (
+    ASSISTANT_PREFIX,
+    FEW_SHOT_STOPS,
+    USER_PREFIX,
+    ModeSpec,
+    abstain_rule,
+    build_layout,
+)
+
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 60.0
+NO_ID = -2  # a token from a server: its text and probability are known, its id is not
+
+
+class RemoteError(EngineError):
+    pass
+
+
+@dataclass
+class RemoteInfo:
+    """What the catalog says of a remote model (the file is on the server)."""
+
+    architecture: str = "remote"
+    has_chat_template: bool = True
+    parameters_human: str = "?"
+    size: int = 0
+
+    def summary(self) -> dict:
+        return {"architecture": "remote"}
+
+
+def api_key(env_name: str | None, service: str | None = None) -> str | None:
+    if env_name and os.environ.get(env_name):
+        return os.environ[env_name]
+    if service:
+        try:
+            import keyring
+
+            return keyring.get_password(service, "api_key")
+        except Exception:  # keyring is optional; no key is a clear HTTP 401 later
+            return None
+    return None
+
+
+@dataclass
+class RemoteConversation:
+    """A lane's turns as text (raw, few-shot) or messages (chat), for a server to render."""
+
+    spec: ModeSpec
+    turns: list[tuple[str, str]] = field(default_factory=list)
+
+    def prompt_text(self, question: str) -> str:
+        layout = build_layout(self.spec, _NoTokenizer())
+        head = "".join(s.text for s in layout.head)
+        parts = [head]
+        for i, (q, a) in enumerate([*self.turns, (question, None)]):
+            parts += [s.text for s in (layout.first_user_open if i == 0 else layout.user_open)]
+            parts.append(q)
+            parts += [s.text for s in layout.user_close]
+            if a is not None:
+                parts.append(a)
+                parts += [s.text for s in layout.answer_close]
+        return "".join(parts)
+
+    def messages(self, question: str) -> list[dict]:
+        out = []
+        system = self.spec.system_prompt
+        if self.spec.abstain is not None:
+            rule = abstain_rule(self.spec.abstain)
+            system = f"{system}\n\n{rule}" if system else rule
+        if system:
+            out.append({"role": "system", "content": system})
+        for q, a in self.turns:
+            out += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        out.append({"role": "user", "content": question})
+        return out
+
+    def stops(self) -> list[str]:
+        return list(FEW_SHOT_STOPS) if self.spec.mode == "few-shot" else []
+
+
+class _NoTokenizer:
+    """build_layout needs a tokenizer only for chat templates, which remote lanes leave to the server."""
+
+    model_id = "remote"
+    add_bos = False
+    bos_id = None
+    bos_text = ""
+    eos_text = ""
+    chat_template = None
+    n_ctx = 0
+
+
+class RemoteModel:
+    """A model served over HTTP. Thread-safe: each request has its own connection."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.model_id = spec.id
+        self.url = spec.url.rstrip("/")
+        self.remote_model = spec.remote_model or spec.id
+        self.info = RemoteInfo()
+        self.path = self.url
+        self.n_ctx = spec.n_ctx
+        self.n_gpu_layers = 0
+        self.load_seconds = 0.0
+        self.lock = threading.Lock()
+        self._key = api_key(spec.api_key_env, spec.keyring_service)
+        self.read_timeout = spec.timeout or READ_TIMEOUT_S
+
+    @property
+    def family(self) -> str:
+        return self.spec.family or f"remote ({self.remote_model})"
+
+    def set_threads(self, n: int) -> None:  # the server decides
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def _headers(self) -> dict:
+        h = {"Content-Type": "application/json"}
+        if self._key:
+            h["Authorization"] = f"Bearer {self._key}"
+        return h
+
+    def check(self) -> None:
+        """Reach the server and find the model; a clear error otherwise."""
+        try:
+            r = httpx.get(f"{self.url}/models", headers=self._headers(), timeout=CONNECT_TIMEOUT_S)
+        except httpx.ConnectError as e:
+            raise RemoteError(f"cannot reach the server at {self.url} ({_why(e)})") from e
+        except httpx.TimeoutException as e:
+            raise RemoteError(
+                f"the server at {self.url} did not answer within {CONNECT_TIMEOUT_S:g} s"
+            ) from e
+        except httpx.HTTPError as e:
+            raise RemoteError(f"the server at {self.url} failed: {_why(e)}") from e
+        if r.status_code == 401:
+            raise RemoteError(
+                f"the server at {self.url} wants an API key: set {self.spec.api_key_env or 'api_key_env in the catalog'}"
+            )
+        if r.status_code != 200:
+            raise RemoteError(f"the server at {self.url} answered HTTP {r.status_code} to /models")
+        names = [m.get("id") for m in r.json().get("data", [])]
+        if names and self.remote_model not in names:
+            raise RemoteError(
+                f"the server at {self.url} has no model {self.remote_model!r} (it has: {', '.join(map(str, names))})"
+            )
+
+    def generate(
+        self,
+        payload: dict,
+        endpoint: str,
+        sampling: Sampling,
+        outcome: Outcome,
+        cancel: threading.Event | None = None,
+        lane: str = "",
+    ) -> Iterator[Token]:
+        """Stream a completion; fill *outcome* (text, finish reason, stats) as it goes."""
+        body = {
+            **(self.spec.extra_body or {}),
+            **payload,
+            "model": self.remote_model,
+            "stream": True,
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+        }
+        if sampling.top_k:
+            body["top_k"] = sampling.top_k
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        if sampling.stop:
+            body["stop"] = list(sampling.stop)
+        path = "/chat/completions" if endpoint == "chat" else "/completions"
+        if self.spec.logprobs:
+            body.update(
+                {"logprobs": True, "top_logprobs": 5} if endpoint == "chat" else {"logprobs": 5}
+            )
+        t0 = time.perf_counter()
+        ttft = None
+        n = 0
+        text = ""
+        logprobs: list[float] = []
+        finish = "length"
+        timeout = httpx.Timeout(self.read_timeout, connect=CONNECT_TIMEOUT_S)
+        try:
+            with httpx.stream(
+                "POST", self.url + path, json=body, headers=self._headers(), timeout=timeout
+            ) as r:
+                if r.status_code != 200:
+                    r.read()
+                    raise RemoteError(f"the server answered HTTP {r.status_code}: {_short(r.text)}")
+                for line in r.iter_lines():
+                    if cancel is not None and cancel.is_set():
+                        finish = "cancelled"
+                        break
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except json.JSONDecodeError:
+                        continue
+                    if "error" in chunk:
+                        raise RemoteError(
+                            f"the server reported an error: {_short(str(chunk['error']))}"
+                        )
+                    choice = (chunk.get("choices") or [{}])[0]
+                    for piece, lp, top in _pieces(choice, endpoint):
+                        if ttft is None:
+                            ttft = time.perf_counter() - t0
+                        text += piece
+                        if lp is not None:
+                            logprobs.append(lp)
+                        outcome.token_ids.append(NO_ID)
+                        yield Token(
+                            lane,
+                            n,
+                            NO_ID,
+                            piece,
+                            piece,
+                            lp if lp is not None else math.nan,
+                            top,
+                            time.perf_counter() - t0,
+                        )
+                        n += 1
+                    if choice.get("finish_reason"):
+                        finish = {"stop": "stop", "length": "length"}.get(
+                            choice["finish_reason"], choice["finish_reason"]
+                        )
+                else:
+                    if finish == "length" and n < sampling.max_tokens:
+                        raise RemoteError(
+                            f"the server closed the stream after {n} tokens without finishing"
+                        )
+        except httpx.ConnectError as e:
+            raise RemoteError(f"cannot reach the server at {self.url} ({_why(e)})") from e
+        except httpx.TimeoutException as e:
+            raise RemoteError(
+                f"the server at {self.url} sent nothing for {self.read_timeout:g} s after {n} tokens"
+            ) from e
+        except (httpx.RemoteProtocolError, httpx.ReadError) as e:
+            raise RemoteError(
+                f"the server at {self.url} stopped in the middle of the answer, after {n} tokens ({_why(e)})"
+            ) from e
+        except httpx.HTTPError as e:
+            raise RemoteError(f"the request to {self.url} failed: {_why(e)}") from e
+        finally:
+            outcome.text = text
+        total = time.perf_counter() - t0
+        outcome.finish_reason = finish
+        outcome.answer_ids = []
+        gen = total - (ttft or 0.0)
+        outcome.stats = Stats(
+            prompt_tokens=0,
+            evaluated=0,
+            reused=0,
+            completion_tokens=n,
+            answer_tokens=n,
+            time_to_first_token=ttft,
+            tokens_per_second=(n - 1) / gen if n > 1 and gen > 0 else None,
+            total_seconds=total,
+            mean_logprob=sum(logprobs) / len(logprobs) if logprobs and len(logprobs) == n else None,
+        )
+        outcome.has_logprobs = bool(logprobs)
+
+
+def _pieces(choice: dict, endpoint: str):
+    """(text, logprob, top alternatives) for each token in a streamed chunk."""
+    if endpoint == "chat":
+        content = (choice.get("delta") or {}).get("content")
+        lp = (choice.get("logprobs") or {}).get("content") if choice.get("logprobs") else None
+        if lp:
+            for item in lp:
+                top = [
+                    Alternative(NO_ID, t.get("token", ""), t.get("logprob", math.nan))
+                    for t in item.get("top_logprobs") or []
+                ]
+                yield item.get("token", ""), item.get("logprob"), top
+        elif content:
+            yield content, None, []
+        return
+    text = choice.get("text") or ""
+    lp = choice.get("logprobs")
+    if lp and lp.get("tokens"):
+        tops = lp.get("top_logprobs") or [None] * len(lp["tokens"])
+        for tok, p, top in zip(
+            lp["tokens"], lp.get("token_logprobs") or [None] * len(lp["tokens"]), tops, strict=False
+        ):
+            alts = [
+                Alternative(NO_ID, k, v)
+                for k, v in sorted((top or {}).items(), key=lambda kv: -kv[1])
+            ]
+            yield tok, p, alts
+    elif text:
+        yield text, None, []
+
+
+def _why(e: Exception) -> str:
+    return _short(str(e) or type(e).__name__)
+
+
+def _short(s: str, n: int = 200) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+__all__ = [
+    "RemoteModel",
+    "RemoteConversation",
+    "RemoteError",
+    "NO_ID",
+    "USER_PREFIX",
+    "ASSISTANT_PREFIX",
+]
