@@ -135,10 +135,19 @@ def test_unreachable_server_and_wrong_model(llama_server, tmp_path):
     assert r.status == "error" and "has no model 'gpt-9'" in r.error and "smollm2" in r.error
 
 
-def test_search_is_refused_clearly_on_remote_lanes(llama_server, tmp_path):
-    remote = catalog_with(tmp_path, url=llama_server, remote_model="smollm2")
-    [r], _ = ask(remote, "remote:chat+search", tmp_path / "s.db")
-    assert r.status == "error" and "search is not available on remote lanes" in r.error
+def test_search_first_on_a_remote_lane(llama_server, tmp_path):
+    remote = catalog_with(
+        tmp_path, url=llama_server, remote_model="smollm2", extra_body={"repeat_penalty": 1.0}
+    )
+    log = SessionLog(tmp_path / "s.db")
+    pg = Playground(
+        remote, parse_lanes("remote:chat+search-first"), log, corpus_path=tmp_path / "c.sqlite"
+    )
+    [r] = pg.ask("What is the capital of Mongolia?", Sampling(max_tokens=32))
+    assert r.status == "complete", r.error
+    [s] = log.searches(r.exchange_id)
+    assert s["kind"] == "first" and json.loads(s["results"])[0]["title"] == "Mongolia"
+    assert "Ulaanbaatar" in log.exchange(r.exchange_id)["prompt_text"]
 
 
 class Misbehaving(http.server.BaseHTTPRequestHandler):
@@ -146,6 +155,7 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
 
     mode = "ok"
     seen_auth: list = []
+    bodies: list = []
 
     def log_message(self, *a):
         pass
@@ -165,11 +175,25 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
         self._json(200, {"data": [{"id": "m"}]})
 
     def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.bodies.append(body)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         words = ["Paris", " is", " the", " capital", "."]
+        if self.mode == "search":
+            asked = json.dumps(body)
+            words = (
+                ["Ulaan", "baatar", "."]
+                if "Mongolia is a country" in asked
+                else [
+                    "Let me check. <SEARCH",
+                    "_START>capital of",
+                    " Mongolia</SEA",
+                    "RCH_END>",
+                    " invented tail",
+                ]
+            )
         for i, w in enumerate(words):
             if self.mode == "drop" and i == 2:
                 self.wfile.flush()
@@ -177,7 +201,10 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
                 return
             if self.mode == "slow" and i == 1:
                 time.sleep(5)
-            chunk = {"choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
+            if self.path.endswith("/chat/completions"):
+                chunk = {"choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
+            else:
+                chunk = {"choices": [{"index": 0, "text": w, "finish_reason": None}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
         end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
@@ -186,7 +213,7 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def misbehaving():
-    handler = type("H", (Misbehaving,), {"seen_auth": []})
+    handler = type("H", (Misbehaving,), {"seen_auth": [], "bodies": []})
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield handler, f"http://127.0.0.1:{srv.server_address[1]}/v1"
@@ -252,3 +279,28 @@ def test_api_key_from_the_environment_is_sent_but_never_logged(misbehaving, tmp_
     assert r.status == "complete" and "Bearer s3cret-key" in handler.seen_auth
     dump = "\n".join(sqlite3.connect(tmp_path / "k2.db").iterdump())
     assert "s3cret-key" not in dump and "s3cret-key" not in (tmp_path / "models.toml").read_text()
+
+
+def test_model_initiated_search_on_a_remote_lane(misbehaving, tmp_path):
+    handler, url = misbehaving
+    handler.mode = "search"
+    log = SessionLog(tmp_path / "t.db")
+    pg = Playground(
+        catalog_with(tmp_path, url=url, remote_model="m"),
+        parse_lanes("remote:few-shot+search"),
+        log,
+        corpus_path=tmp_path / "c.sqlite",
+    )
+    [r] = pg.ask("What is the capital of Mongolia?", Sampling(max_tokens=48))
+    assert r.status == "complete", r.error
+    assert (
+        r.text == "Let me check. Ulaanbaatar."
+    )  # no marker shown, nothing after the closing marker kept
+    [s] = log.searches(r.exchange_id)
+    assert s["kind"] == "tool" and s["query"] == "capital of Mongolia" and s["error"] is None
+    second = handler.bodies[-1]["prompt"]
+    assert second.endswith("</SEARCH_RESULTS>\n") and "Mongolia is a country in Asia" in second
+    assert (
+        "<SEARCH_START>capital of Mongolia</SEARCH_END>\n<SEARCH_RESULTS>" in second
+        and "invented tail" not in second
+    )

@@ -192,11 +192,6 @@ def _conversation(lane: Lane):
     """A fresh conversation for the lane's model: token ids for a local model, text for a server."""
     assert lane.model is not None
     if isinstance(lane.model, RemoteModel):
-        if lane.spec.search:
-            raise LaneSpecError(
-                f"{lane.spec.text}: search is not available on remote lanes yet (it needs the "
-                "model's tokens to resume from the cache); use a local model for +search"
-            )
         return RemoteConversation(lane.spec.mode_spec())
     return Conversation(lane.spec.mode_spec(), lane.model)
 
@@ -856,16 +851,43 @@ class Playground:
         base_fields: dict,
         load_seconds: float,
     ) -> LaneResult:
-        """A lane on an OpenAI-compatible server: the prompt goes as text or messages."""
+        """A lane on an OpenAI-compatible server: the prompt goes as text (completions) or messages
+        (chat). The search loop works on the text: the stream is stopped at the closing marker, the
+        results are appended, and a new request continues the answer (the server's own prompt
+        cache, where it has one, keeps that cheap)."""
         model = lane.model
         conv = lane.conversation
         endpoint = "chat" if lane.spec.mode == "chat" else "completions"
-        if endpoint == "chat":
-            payload = {"messages": conv.messages(question)}
-            prompt_text = json.dumps(payload["messages"], ensure_ascii=False)
-        else:
-            prompt_text = conv.prompt_text(question)
-            payload = {"prompt": prompt_text}
+        model_question = question
+        first_search = None
+        count = lambda t: max(1, len(t) // 4)  # noqa: E731  (no tokenizer here: about 4 characters a token)
+        if lane.spec.search == "first":
+            emit(SearchStarted(lane.name, question, "first", 0))
+            results, err, secs, backend = self.run_search(question)
+            block = results_block(results, err, count)
+            model_question = block.strip("\n") + "\n\n" + question
+            first_search = (results, err, secs, backend, block)
+
+        def request(answer_so_far: str) -> dict:
+            if endpoint == "chat":
+                messages = conv.messages(model_question)
+                if answer_so_far:
+                    messages += [
+                        {"role": "assistant", "content": answer_so_far},
+                        {
+                            "role": "user",
+                            "content": "Continue your answer using these search results.",
+                        },
+                    ]
+                return {"messages": messages}
+            return {"prompt": conv.prompt_text(model_question) + answer_so_far}
+
+        payload = request("")
+        prompt_text = (
+            json.dumps(payload["messages"], ensure_ascii=False)
+            if endpoint == "chat"
+            else payload["prompt"]
+        )
         stops = list(dict.fromkeys([*conv.stops(), *sampling.stop]))
         run_sampling = Sampling(**{**sampling.as_dict(), "stop": stops})
         ex_id = writer = None
@@ -894,62 +916,233 @@ class Playground:
                 lane.spec.mode,
                 lane.spec.abstain,
                 run_sampling.as_dict(),
-                None,
+                lane.spec.search,
             )
         )
         emit(PromptReady(lane.name, ex_id, prompt_text, [], [], 0, 0, 0))
-        outcome = Outcome()
+
+        n_searches = 0
+
+        def record(done: SearchDone) -> None:
+            sid = None
+            if self.log is not None:
+                sid = self.log.add_search(
+                    ex_id,
+                    kind=done.kind,
+                    query=done.query,
+                    backend=done.backend,
+                    results=done.results,
+                    error=done.error,
+                    seconds=done.seconds,
+                    position=done.position,
+                    token_index=done.token_index,
+                    injected_tokens=done.injected_tokens,
+                )
+            emit(replace(done, search_id=sid))
+
+        if first_search is not None:
+            results, err, secs, backend, block = first_search
+            record(
+                SearchDone(
+                    lane.name,
+                    question,
+                    "first",
+                    backend,
+                    [r.as_dict() for r in results or []],
+                    err,
+                    secs,
+                    0,
+                    0,
+                    count(block),
+                )
+            )
+            n_searches += 1
+
+        parser = MarkerParser() if lane.spec.search == "tool" else None
+        t0 = time.perf_counter()
+        visible = ""
+        raw = ""  # what the model wrote plus the results blocks: the assistant's text so far
+        n = 0
+        logprobs: list[float] = []
+        all_logprobs = True
+        ttft = None
+        finish = "length"
         status, error = "complete", None
         try:
             if writer:
                 writer.streaming()
-            for ev in model.generate(
-                payload, endpoint, run_sampling, outcome, lane.cancel, lane.name
-            ):
-                if writer:
-                    writer.token(
-                        ev.index,
-                        ev.token_id,
-                        ev.piece,
-                        ev.logprob,
-                        [[a.token_id, a.text, a.logprob] for a in ev.top],
-                        ev.elapsed,
-                        ev.text,
+            while True:
+                outcome = Outcome()
+                halt = _Halt(lane.cancel)
+                seg = Sampling(
+                    **{**run_sampling.as_dict(), "max_tokens": max(1, run_sampling.max_tokens - n)}
+                )
+                query = invented = None
+                for ev in model.generate(request(raw), endpoint, seg, outcome, halt, lane.name):
+                    if ttft is None:
+                        ttft = time.perf_counter() - t0
+                    shown = ev.text
+                    if parser is not None:
+                        shown = ""
+                        for item in parser.feed(ev.text):
+                            if isinstance(item, MarkerText):
+                                shown += item.text
+                            elif isinstance(item, Query):
+                                query = item
+                            elif isinstance(item, Invented):
+                                invented = item
+                        if query is not None or invented is not None:
+                            halt.stop()
+                    out = replace(
+                        ev, index=n + ev.index, text=shown, elapsed=time.perf_counter() - t0
                     )
-                emit(ev)
+                    visible += shown
+                    if ev.logprob == ev.logprob:
+                        logprobs.append(ev.logprob)
+                    else:
+                        all_logprobs = False
+                    if writer:
+                        writer.token(
+                            out.index,
+                            out.token_id,
+                            out.piece,
+                            out.logprob,
+                            [[a.token_id, a.text, a.logprob] for a in out.top],
+                            out.elapsed,
+                            out.text,
+                        )
+                    emit(out)
+                n += len(outcome.token_ids)
+                if query is not None:
+                    if n_searches >= MAX_SEARCHES:
+                        kind, block, results, err, secs, backend = (
+                            "limit",
+                            LIMIT_BLOCK,
+                            None,
+                            "search limit reached",
+                            0.0,
+                            self.search_backend,
+                        )
+                    else:
+                        kind = "tool"
+                        emit(SearchStarted(lane.name, query.query, "tool", len(visible)))
+                        results, err, secs, backend = self.run_search(query.query)
+                        block = results_block(results, err, count)
+                    n_searches += 1
+                    raw += outcome.text[: _marker_end(outcome.text)] + block
+                    record(
+                        SearchDone(
+                            lane.name,
+                            query.query,
+                            kind,
+                            backend,
+                            [r.as_dict() for r in results or []],
+                            err,
+                            secs,
+                            len(visible),
+                            n,
+                            count(block),
+                        )
+                    )
+                    parser.resume()
+                    if n >= run_sampling.max_tokens or lane.cancel.is_set():
+                        finish = "cancelled" if lane.cancel.is_set() else "length"
+                        break
+                    continue
+                if invented is not None:
+                    record(
+                        SearchDone(
+                            lane.name,
+                            "",
+                            "invented",
+                            "model",
+                            [],
+                            "the model began writing search results "
+                            "itself; it was stopped (the program, not the model, supplies results)",
+                            0.0,
+                            len(visible),
+                            n,
+                            0,
+                        )
+                    )
+                    finish = "invented_results"
+                    break
+                raw += outcome.text
+                finish = outcome.finish_reason
+                break
+            if parser is not None:
+                for item in parser.finish():
+                    if isinstance(item, MarkerText):
+                        visible += item.text
+                        emit(
+                            Token(
+                                lane.name, n, -1, "", item.text, 0.0, [], time.perf_counter() - t0
+                            )
+                        )
+                        if writer:
+                            writer.token(n, -1, "", 0.0, [], 0.0, item.text)
         except EngineError as e:
-            status, error = "error", str(e)
-            outcome.finish_reason = "error"
-        if outcome.finish_reason == "cancelled":
+            status, error, finish = "error", str(e), "error"
+        if finish == "cancelled":
             status = "cancelled"
-        stats = outcome.stats
+        total = time.perf_counter() - t0
+        gen = total - (ttft or 0.0)
+        stats = Stats(
+            prompt_tokens=0,
+            evaluated=0,
+            reused=0,
+            completion_tokens=n,
+            answer_tokens=n,
+            time_to_first_token=ttft,
+            tokens_per_second=(n - 1) / gen if n > 1 and gen > 0 else None,
+            total_seconds=total,
+            mean_logprob=sum(logprobs) / len(logprobs) if logprobs and all_logprobs else None,
+        )
         if writer:
             final = {
                 "status": status,
-                "finish_reason": outcome.finish_reason,
+                "finish_reason": finish,
                 "error": error,
+                "searches": n_searches,
                 "options": {
                     **(base_fields.get("options") or {}),
                     "remote": True,
-                    "logprobs": outcome.has_logprobs,
+                    "logprobs": bool(logprobs) and all_logprobs,
                 },
+                "completion_tokens": stats.completion_tokens,
+                "answer_tokens": stats.answer_tokens,
+                "time_to_first_token": stats.time_to_first_token,
+                "tokens_per_second": stats.tokens_per_second,
+                "total_seconds": stats.total_seconds,
+                "mean_logprob": stats.mean_logprob,
+                "confidence": stats.confidence,
             }
-            if stats is not None:
-                final.update(
-                    completion_tokens=stats.completion_tokens,
-                    answer_tokens=stats.answer_tokens,
-                    time_to_first_token=stats.time_to_first_token,
-                    tokens_per_second=stats.tokens_per_second,
-                    total_seconds=stats.total_seconds,
-                    mean_logprob=stats.mean_logprob,
-                    confidence=stats.confidence,
-                )
-            writer.text = outcome.text
+            writer.text = visible
             writer.flush(**final)
         if status != "error":
-            conv.turns.append((question, outcome.text))
+            conv.turns.append((model_question, raw))
             lane.turns += 1
-        if status != "error" and not outcome.has_logprobs:
-            error = None
-        emit(Finished(lane.name, ex_id, status, outcome.finish_reason, outcome.text, stats, error))
-        return LaneResult(lane, ex_id, status, outcome.finish_reason, outcome.text, stats, error)
+        emit(Finished(lane.name, ex_id, status, finish, visible, stats, error))
+        return LaneResult(lane, ex_id, status, finish, visible, stats, error)
+
+
+class _Halt:
+    """Stops a remote stream when the lane is cancelled or when the lane runner says so (a search)."""
+
+    def __init__(self, cancel: threading.Event):
+        self.cancel = cancel
+        self._stop = False
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def is_set(self) -> bool:
+        return self._stop or self.cancel.is_set()
+
+
+def _marker_end(text: str) -> int:
+    """Where the first closing search marker ends in *text* (what follows it is dropped)."""
+    from playground.core.search.markers import CLOSES
+
+    m = re.search("|".join(re.escape(c) for c in CLOSES), text, re.IGNORECASE)
+    return m.end() if m else len(text)
