@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import queue
 import sys
@@ -1405,44 +1404,9 @@ def demo(demo_file, db_path, models_dir, corpus_path, check):
 @_db_option
 def serve(host, port, public, demo_file, db_path):
     """Run the app in a web browser (textual-serve), for a projector."""
-    import ipaddress
-    import shlex
+    from playground.tui.serve import serve as run_server
 
-    from textual_serve.server import Server
-
-    loopback = host == "localhost"
-    with contextlib.suppress(ValueError):
-        loopback = loopback or ipaddress.ip_address(host).is_loopback
-    if not loopback and not public:
-        raise PlaygroundError(
-            f"{host} is not this machine's loopback: anyone who can reach it could use the app; pass --public if you mean it"
-        )
-    if not loopback:
-        click.secho(
-            f"Warning: serving on {host}: anyone who can reach this address can use the app and read its log.",
-            fg="yellow",
-            err=True,
-        )
-    args = [sys.executable, "-m", "playground.cli"]
-    args += ["demo", str(demo_file)] if demo_file else ["app"]
-    if db_path:
-        args += ["--db", str(db_path)]
-    import signal
-
-    import psutil
-
-    def reap(*_) -> None:
-        """textual-serve leaves the app processes it started running when it stops: end them."""
-        for child in psutil.Process().children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, reap)
-    try:
-        Server(shlex.join(args), host=host, port=port, title="playground").serve()
-    finally:
-        reap()
+    run_server(host, port, public, demo_file, db_path)
 
 
 @cli.command()

@@ -1,7 +1,7 @@
 """One loaded model, and a streaming generation that yields every token with its probabilities.
 
 Per-token probabilities come from the last row of logits after each decode: llama-cpp-python's own
-`logits_all=True` + `logprobs` path keeps n_ctx x n_vocab floats and is very slow with Gemma's
+all-logits mode (for `logprobs`) keeps n_ctx x n_vocab floats and is very slow with Gemma's
 262,144-entry vocabulary. Sampling happens here, in numpy, from those same logits: greedy is an
 argmax, exactly as llama.cpp's greedy sampler.
 
@@ -376,7 +376,9 @@ class Model:
             llm = self.llm
             llm.reset()
             llm._ctx.kv_cache_clear()
-            llm._batch.set_batch(batch=ids, n_past=0, logits_all=True)
+            llm._batch.set_batch(batch=ids, n_past=0, logits_all=False)
+            for i in range(len(ids)):  # ask this one decode for the logits of every position
+                llm._batch.batch.logits[i] = True
             llm._ctx.decode(llm._batch)
             llm.input_ids[: len(ids)] = ids
             llm.n_tokens = len(ids)

@@ -106,6 +106,25 @@ class Stats:
     total_seconds: float
     mean_logprob: float | None
 
+    @classmethod
+    def streamed(
+        cls, tokens: int, ttft: float | None, total: float, logprobs: list[float], complete: bool
+    ) -> Stats:
+        """Stats of an answer streamed from a server: no prompt figures (the server keeps them);
+        a mean log-probability only when every token came with one (*complete*)."""
+        gen = total - (ttft or 0.0)
+        return cls(
+            prompt_tokens=0,
+            evaluated=0,
+            reused=0,
+            completion_tokens=tokens,
+            answer_tokens=tokens,
+            time_to_first_token=ttft,
+            tokens_per_second=(tokens - 1) / gen if tokens > 1 and gen > 0 else None,
+            total_seconds=total,
+            mean_logprob=sum(logprobs) / len(logprobs) if logprobs and complete else None,
+        )
+
     @property
     def confidence(self) -> float | None:
         """Length-normalized probability of the answer: exp(mean log p)."""

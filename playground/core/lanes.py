@@ -552,22 +552,8 @@ class Playground:
         searches: list[tuple[int | None, SearchDone]] = []
 
         def record(done: SearchDone) -> None:
-            sid = None
-            if self.log is not None:
-                sid = self.log.add_search(
-                    ex_id,
-                    kind=done.kind,
-                    query=done.query,
-                    backend=done.backend,
-                    results=done.results,
-                    error=done.error,
-                    seconds=done.seconds,
-                    position=done.position,
-                    token_index=done.token_index,
-                    injected_tokens=done.injected_tokens,
-                )
-            done = replace(done, search_id=sid)
-            searches.append((sid, done))
+            done = self._log_search(ex_id, done)
+            searches.append((done.search_id, done))
             emit(done)
 
         if first_search is not None:
@@ -842,6 +828,24 @@ class Playground:
         emit(Finished(lane.name, ex_id, status, finish, visible, stats, error))
         return LaneResult(lane, ex_id, status, finish, visible, stats, error)
 
+    def _log_search(self, exchange_id: int | None, done: SearchDone) -> SearchDone:
+        """Log a search with its exchange; the event comes back with its row id."""
+        if self.log is None:
+            return done
+        sid = self.log.add_search(
+            exchange_id,
+            kind=done.kind,
+            query=done.query,
+            backend=done.backend,
+            results=done.results,
+            error=done.error,
+            seconds=done.seconds,
+            position=done.position,
+            token_index=done.token_index,
+            injected_tokens=done.injected_tokens,
+        )
+        return replace(done, search_id=sid)
+
     def _run_remote(
         self,
         lane: Lane,
@@ -924,21 +928,7 @@ class Playground:
         n_searches = 0
 
         def record(done: SearchDone) -> None:
-            sid = None
-            if self.log is not None:
-                sid = self.log.add_search(
-                    ex_id,
-                    kind=done.kind,
-                    query=done.query,
-                    backend=done.backend,
-                    results=done.results,
-                    error=done.error,
-                    seconds=done.seconds,
-                    position=done.position,
-                    token_index=done.token_index,
-                    injected_tokens=done.injected_tokens,
-                )
-            emit(replace(done, search_id=sid))
+            emit(self._log_search(ex_id, done))
 
         if first_search is not None:
             results, err, secs, backend, block = first_search
@@ -1085,19 +1075,7 @@ class Playground:
             status, error, finish = "error", str(e), "error"
         if finish == "cancelled":
             status = "cancelled"
-        total = time.perf_counter() - t0
-        gen = total - (ttft or 0.0)
-        stats = Stats(
-            prompt_tokens=0,
-            evaluated=0,
-            reused=0,
-            completion_tokens=n,
-            answer_tokens=n,
-            time_to_first_token=ttft,
-            tokens_per_second=(n - 1) / gen if n > 1 and gen > 0 else None,
-            total_seconds=total,
-            mean_logprob=sum(logprobs) / len(logprobs) if logprobs and all_logprobs else None,
-        )
+        stats = Stats.streamed(n, ttft, time.perf_counter() - t0, logprobs, complete=all_logprobs)
         if writer:
             final = {
                 "status": status,

@@ -278,18 +278,7 @@ class RemoteModel:
         total = time.perf_counter() - t0
         outcome.finish_reason = finish
         outcome.answer_ids = []
-        gen = total - (ttft or 0.0)
-        outcome.stats = Stats(
-            prompt_tokens=0,
-            evaluated=0,
-            reused=0,
-            completion_tokens=n,
-            answer_tokens=n,
-            time_to_first_token=ttft,
-            tokens_per_second=(n - 1) / gen if n > 1 and gen > 0 else None,
-            total_seconds=total,
-            mean_logprob=sum(logprobs) / len(logprobs) if logprobs and len(logprobs) == n else None,
-        )
+        outcome.stats = Stats.streamed(n, ttft, total, logprobs, complete=len(logprobs) == n)
         outcome.has_logprobs = bool(logprobs)
 
 
