@@ -75,9 +75,13 @@ class PlaygroundApp(App):
         Binding("f2", "add_lane", "Add lane", id="app.add_lane"),
         Binding("f4", "lab", "Lab", id="app.lab"),
         Binding("f5", "sessions", "Sessions", id="app.sessions"),
-        Binding("f6", "demo_step(1)", "Next step", show=False, priority=True, id="app.demo_next"),
-        Binding("f7", "demo_step(-1)", "Step back", show=False, priority=True, id="app.demo_back"),
-        Binding("space", "next_turn", "Next turn", show=False, id="app.next_turn"),
+        Binding(
+            "f6", "demo_step(1)", "Demo: next step", show=False, priority=True, id="app.demo_next"
+        ),
+        Binding(
+            "f7", "demo_step(-1)", "Demo: step back", show=False, priority=True, id="app.demo_back"
+        ),
+        Binding("space", "next_turn", "Replay: next turn", show=False, id="app.next_turn"),
         Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
     ]
 
