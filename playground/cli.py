@@ -279,29 +279,16 @@ def _searches_json(log: SessionLog, exchange_id: int | None) -> list[dict]:
 
 
 def _stats_table(pg: Playground, results) -> Table:
-    t = Table(title="Per lane", show_lines=False)
-    for col in (
-        "lane",
-        "model",
-        "kind",
-        "status",
-        "tokens",
-        "tok/s",
-        "first token",
-        "confidence",
-        "prompt (cached)",
-    ):
-        t.add_column(
-            col,
-            justify="right" if col in ("tokens", "tok/s", "first token", "confidence") else "left",
-        )
+    """One row per lane; the model and its kind are in the lane's panel above."""
+    t = Table(title="Per lane")
+    t.add_column("lane", overflow="fold")
+    t.add_column("status")
+    for col in ("tokens", "tok/s", "1st token", "conf.", "prompt"):
+        t.add_column(col, justify="right")
     for r in results:
         s = r.stats
-        spec = r.lane.model_spec
         t.add_row(
-            r.lane.spec.text,
-            spec.id if spec else r.lane.spec.model,
-            spec.kind if spec else "?",
+            Text(r.lane.spec.text),
             r.status + (f" ({r.finish_reason})" if r.status == "complete" else ""),
             str(s.completion_tokens) if s else "-",
             f"{s.tokens_per_second:.1f}" if s and s.tokens_per_second else "-",
@@ -309,7 +296,7 @@ def _stats_table(pg: Playground, results) -> Table:
             if s and s.time_to_first_token is not None
             else "-",
             f"{s.confidence:.0%}" if s and s.confidence is not None else "-",
-            f"{s.prompt_tokens} ({s.reused})" if s else "-",
+            f"{s.prompt_tokens} ({s.reused} cached)" if s else "-",
         )
     return t
 
