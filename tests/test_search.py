@@ -328,8 +328,11 @@ def test_failed_search_is_logged_and_the_model_continues(catalog, pool, db_path)
     finally:
         srv.close()
     assert r.status == "complete"
-    [s] = log.searches(r.exchange_id)
-    assert s["backend"] == "web" and s["error"].startswith("offline")
+    rows = log.searches(
+        r.exchange_id
+    )  # the model may try again after a failure: each one is logged
+    tool = [s for s in rows if s["kind"] == "tool"]
+    assert tool and all(s["backend"] == "web" and s["error"].startswith("offline") for s in tool)
     seen = pg.lanes[0].model.detokenize(pg.lanes[0].conversation.turns[0].answer_ids)
     assert "search failed: offline" in seen
 
