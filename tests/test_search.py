@@ -267,6 +267,10 @@ def test_web_backend_retries_when_rate_limited(monkeypatch):
 # -- the loop on the real default models -----------------------------------------------------
 
 
+def row_count(log, exchange_id) -> int:
+    return len([x for x in log.searches(exchange_id) if x["kind"] in ("tool", "limit")])
+
+
 def test_model_initiated_search_resumes_from_the_cache(catalog, pool, db_path, tmp_path):
     log = SessionLog(db_path)
     pg = Playground(
@@ -281,16 +285,18 @@ def test_model_initiated_search_resumes_from_the_cache(catalog, pool, db_path, t
         "What is the capital of Mongolia?", Sampling(max_tokens=48), prefill="<SEARCH_START>"
     )
     assert r.status == "complete", r.error
-    [s] = log.searches(r.exchange_id)
+    s = log.searches(r.exchange_id)[
+        0
+    ]  # the first search is the steered one (a model may search again)
     assert s["kind"] == "tool" and "Mongolia" in s["query"] and s["error"] is None
     assert json.loads(s["results"])[0]["title"] == "Mongolia"
     assert s["injected_tokens"] > 50
     assert s["resume_evaluated"] == s["injected_tokens"] + 1  # only the new tokens, from the cache
     assert "<SEARCH" not in r.text
     seen = pg.lanes[0].model.detokenize(pg.lanes[0].conversation.turns[0].answer_ids)
-    assert "Ulaanbaatar" in seen and seen.count("<SEARCH_RESULTS>") == 1
+    assert "Ulaanbaatar" in seen and seen.count("<SEARCH_RESULTS>") == row_count(log, r.exchange_id)
     row = log.exchange(r.exchange_id)
-    assert row["searches"] == 1 and json.loads(row["options"])["prefill"] == "<SEARCH_START>"
+    assert row["searches"] >= 1 and json.loads(row["options"])["prefill"] == "<SEARCH_START>"
 
 
 def test_search_first_puts_results_before_the_question(catalog, pool, db_path, tmp_path):
