@@ -263,3 +263,29 @@ def test_interrogation_writes_sft_chat_jsonl(catalog, pool, tmp_path):
         empty = tmp_path / "e.md"
         empty.write_text("nothing to see")
         itg.from_docs([empty])
+
+
+def test_judge_lane_and_its_rubric(catalog, pool, db_path):
+    from playground.core.lab.grading import parse_judge
+    from playground.core.lab.runner import make_judge
+
+    assert parse_judge(" A") == "correct" and parse_judge("B.") == "incorrect"
+    assert parse_judge("C - no attempt") == "not_attempted" and parse_judge("maybe") is None
+    judge = make_judge(Playground(catalog, parse_lanes("tuned:chat"), None, pool=pool))
+    log = SessionLog(db_path)
+    lanes = parse_lanes("tuned:chat")
+    run = start_run(log, "facts", 0, [s.text for s in lanes], 0, 2, 16, {"judge": "tuned:chat"})
+    run_probes(
+        Playground(catalog, lanes, log, pool=pool),
+        log,
+        run,
+        load_set("facts")[:2],
+        0,
+        16,
+        ptrue=False,
+        judge=judge,
+    )
+    verdicts = [r["judge"] for r in log.db.query("select judge from probe_items")]
+    assert len(verdicts) == 2 and all(
+        v in ("correct", "incorrect", "not_attempted", None) for v in verdicts
+    )
