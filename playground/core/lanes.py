@@ -483,14 +483,9 @@ class Playground:
                 lane.conversation = _conversation(lane)
             if isinstance(model, RemoteModel):
                 return self._run_remote(lane, question, sampling, emit, base_fields, load_seconds)
-            first_search = None
-            model_question = question
-            if lane.spec.search == "first":
-                emit(SearchStarted(lane.name, question, "first", 0))
-                results, err, secs, backend = self.run_search(question)
-                block = results_block(results, err, lambda t: len(model.tokenize(t, special=False)))
-                model_question = block.strip("\n") + "\n\n" + question
-                first_search = (results, err, secs, backend, block)
+            model_question, first_search = self._search_first(
+                lane, question, emit, lambda t: len(model.tokenize(t, special=False))
+            )
             rendered = lane.conversation.render(
                 model_question, reserve=min(sampling.max_tokens, 64)
             )
@@ -557,21 +552,7 @@ class Playground:
             emit(done)
 
         if first_search is not None:
-            results, err, secs, backend, block = first_search
-            record(
-                SearchDone(
-                    lane.name,
-                    question,
-                    "first",
-                    backend,
-                    [r.as_dict() for r in results or []],
-                    err,
-                    secs,
-                    0,
-                    0,
-                    len(model.tokenize(block, special=False)),
-                )
-            )
+            record(first_search)
 
         def announce(outcome: Outcome) -> None:
             """The prompt is in the model: say what it received and what came from the cache."""
@@ -630,33 +611,17 @@ class Playground:
                                 resume_pending, resume_evaluated=outcome.evaluated
                             )
                             resume_pending = None
-                    shown = ev.text
-                    if parser is not None:
-                        shown = ""
-                        for item in parser.feed(ev.text):
-                            if isinstance(item, MarkerText):
-                                shown += item.text
-                            elif isinstance(item, Query):
-                                query = item
-                            elif isinstance(item, Invented):
-                                invented = item
-                        if query is not None or invented is not None:
-                            outcome.interrupt = True
+                    shown, q, inv = _feed(parser, ev.text)
+                    query, invented = query or q, invented or inv
+                    if query is not None or invented is not None:
+                        outcome.interrupt = True
                     out = replace(ev, index=n_generated + ev.index, text=shown)
                     visible += shown
                     seg_visible += shown
                     if ev.token_id >= 0:
                         logprobs.append(ev.logprob)
                     if writer:
-                        writer.token(
-                            out.index,
-                            out.token_id,
-                            out.piece,
-                            out.logprob,
-                            [[a.token_id, a.text, a.logprob] for a in out.top],
-                            out.elapsed,
-                            out.text,
-                        )
+                        writer.token_event(out)
                     emit(out)
                 if first_outcome is None:  # no token at all (immediate end of generation)
                     first_outcome = outcome
@@ -665,26 +630,16 @@ class Playground:
                 if query is not None and outcome.finish_reason == "tool":
                     answer_ids += outcome.token_ids
                     position, token_index = len(visible), n_generated
-                    if len([d for _, d in searches if d.kind == "tool"]) >= MAX_SEARCHES:
-                        kind, block, results, err, secs, backend = (
-                            "limit",
-                            LIMIT_BLOCK,
-                            None,
-                            "search limit reached",
-                            0.0,
-                            self.search_backend,
-                        )
-                    else:
-                        kind = "tool"
-                        emit(SearchStarted(lane.name, query.query, "tool", position))
-                        results, err, secs, backend = self.run_search(query.query)
-                        room = model.n_ctx - len(rendered.token_ids) - len(answer_ids) - 32
-                        block = results_block(
-                            results,
-                            err,
-                            lambda t: len(model.tokenize(t, special=False)),
-                            budget=max(48, min(DEFAULT_BUDGET, room)),
-                        )
+                    room = model.n_ctx - len(rendered.token_ids) - len(answer_ids) - 32
+                    kind, block, results, err, secs, backend = self._answer_query(
+                        lane,
+                        query,
+                        emit,
+                        position,
+                        sum(d.kind == "tool" for _, d in searches),
+                        lambda t: len(model.tokenize(t, special=False)),
+                        budget=max(48, min(DEFAULT_BUDGET, room)),
+                    )
                     block_ids = model.tokenize(block, special=False)
                     if (
                         len(rendered.token_ids) + len(answer_ids) + len(block_ids)
@@ -722,59 +677,22 @@ class Playground:
                     answer_ids += _ids_within(
                         outcome.token_ids, [model.piece(t) for t in outcome.token_ids], before
                     )
-                    record(
-                        SearchDone(
-                            lane.name,
-                            "",
-                            "invented",
-                            "model",
-                            [],
-                            "the model began writing search results "
-                            "itself; it was stopped (the program, not the model, supplies results)",
-                            0.0,
-                            len(visible),
-                            n_generated,
-                            0,
-                        )
-                    )
+                    record(_invented(lane.name, len(visible), n_generated))
                     finish = "invented_results"
                     break
                 answer_ids += outcome.answer_ids
                 finish = outcome.finish_reason
                 break
-            if parser is not None:
-                for item in parser.finish():
-                    if isinstance(item, MarkerText):
-                        visible += item.text
-                        tail = Token(
-                            lane.name,
-                            n_generated,
-                            -1,
-                            "",
-                            item.text,
-                            0.0,
-                            [],
-                            time.perf_counter() - t_start,
-                        )
-                        if writer:
-                            writer.token(tail.index, -1, "", 0.0, [], tail.elapsed, item.text)
-                        emit(tail)
-                    elif isinstance(item, Unterminated):
-                        record(
-                            SearchDone(
-                                lane.name,
-                                item.query,
-                                "unterminated",
-                                self.search_backend,
-                                [],
-                                "the model opened <SEARCH_START> but the answer ended before it closed "
-                                "the query",
-                                0.0,
-                                len(visible),
-                                n_generated,
-                                0,
-                            )
-                        )
+            visible += self._finish_parser(
+                parser,
+                lane,
+                n_generated,
+                visible,
+                time.perf_counter() - t_start,
+                writer,
+                emit,
+                record,
+            )
         except EngineError as e:
             status, error = "error", str(e)
             finish = "error"
@@ -802,31 +720,92 @@ class Playground:
             else None
         )
         if writer:
-            final = {
-                "status": status,
-                "finish_reason": finish,
-                "error": error,
-                "searches": len(searches),
-            }
-            if stats is not None:
-                final.update(
-                    prompt_evaluated=stats.evaluated,
-                    prompt_reused=stats.reused,
-                    completion_tokens=stats.completion_tokens,
-                    answer_tokens=stats.answer_tokens,
-                    time_to_first_token=stats.time_to_first_token,
-                    tokens_per_second=stats.tokens_per_second,
-                    total_seconds=stats.total_seconds,
-                    mean_logprob=stats.mean_logprob,
-                    confidence=stats.confidence,
-                )
             writer.text = visible
-            writer.flush(**final)
+            writer.flush(**_final_fields(status, finish, error, len(searches), stats))
         if status != "error":
             lane.conversation.commit(model_question, answer_ids, rendered.dropped_turns)
             lane.turns += 1
         emit(Finished(lane.name, ex_id, status, finish, visible, stats, error))
         return LaneResult(lane, ex_id, status, finish, visible, stats, error)
+
+    def _search_first(
+        self, lane: Lane, question: str, emit, count
+    ) -> tuple[str, SearchDone | None]:
+        """+search-first: the question with the results block before it, and the search to log
+        once the exchange exists. *count* measures text in tokens."""
+        if lane.spec.search != "first":
+            return question, None
+        emit(SearchStarted(lane.name, question, "first", 0))
+        results, err, secs, backend = self.run_search(question)
+        block = results_block(results, err, count)
+        done = SearchDone(
+            lane.name,
+            question,
+            "first",
+            backend,
+            [r.as_dict() for r in results or []],
+            err,
+            secs,
+            0,
+            0,
+            count(block),
+        )
+        return block.strip("\n") + "\n\n" + question, done
+
+    def _answer_query(
+        self,
+        lane: Lane,
+        query: Query,
+        emit,
+        position: int,
+        done_so_far: int,
+        count,
+        budget: int = DEFAULT_BUDGET,
+    ):
+        """The block that answers a model's query: results, or a "no more searches" block after
+        MAX_SEARCHES. Returns (kind, block, results, error, seconds, backend)."""
+        if done_so_far >= MAX_SEARCHES:
+            return "limit", LIMIT_BLOCK, None, "search limit reached", 0.0, self.search_backend
+        emit(SearchStarted(lane.name, query.query, "tool", position))
+        results, err, secs, backend = self.run_search(query.query)
+        return (
+            "tool",
+            results_block(results, err, count, budget=budget),
+            results,
+            err,
+            secs,
+            backend,
+        )
+
+    def _finish_parser(
+        self, parser, lane: Lane, index: int, visible: str, elapsed: float, writer, emit, record
+    ) -> str:
+        """The answer ended: release the text held back for a possible marker, and report a query
+        left open. Returns the released text."""
+        released = ""
+        for item in parser.finish() if parser is not None else []:
+            if isinstance(item, MarkerText):
+                released += item.text
+                tail = Token(lane.name, index, -1, "", item.text, 0.0, [], elapsed)
+                if writer:
+                    writer.token_event(tail)
+                emit(tail)
+            elif isinstance(item, Unterminated):
+                record(
+                    SearchDone(
+                        lane.name,
+                        item.query,
+                        "unterminated",
+                        self.search_backend,
+                        [],
+                        "the model opened <SEARCH_START> but the answer ended before it closed the query",
+                        0.0,
+                        len(visible) + len(released),
+                        index,
+                        0,
+                    )
+                )
+        return released
 
     def _log_search(self, exchange_id: int | None, done: SearchDone) -> SearchDone:
         """Log a search with its exchange; the event comes back with its row id."""
@@ -862,15 +841,8 @@ class Playground:
         model = lane.model
         conv = lane.conversation
         endpoint = "chat" if lane.spec.mode == "chat" else "completions"
-        model_question = question
-        first_search = None
         count = lambda t: max(1, len(t) // 4)  # noqa: E731  (no tokenizer here: about 4 characters a token)
-        if lane.spec.search == "first":
-            emit(SearchStarted(lane.name, question, "first", 0))
-            results, err, secs, backend = self.run_search(question)
-            block = results_block(results, err, count)
-            model_question = block.strip("\n") + "\n\n" + question
-            first_search = (results, err, secs, backend, block)
+        model_question, first_search = self._search_first(lane, question, emit, count)
 
         def request(answer_so_far: str) -> dict:
             if endpoint == "chat":
@@ -931,21 +903,7 @@ class Playground:
             emit(self._log_search(ex_id, done))
 
         if first_search is not None:
-            results, err, secs, backend, block = first_search
-            record(
-                SearchDone(
-                    lane.name,
-                    question,
-                    "first",
-                    backend,
-                    [r.as_dict() for r in results or []],
-                    err,
-                    secs,
-                    0,
-                    0,
-                    count(block),
-                )
-            )
+            record(first_search)
             n_searches += 1
 
         parser = MarkerParser() if lane.spec.search == "tool" else None
@@ -971,18 +929,10 @@ class Playground:
                 for ev in model.generate(request(raw), endpoint, seg, outcome, halt, lane.name):
                     if ttft is None:
                         ttft = time.perf_counter() - t0
-                    shown = ev.text
-                    if parser is not None:
-                        shown = ""
-                        for item in parser.feed(ev.text):
-                            if isinstance(item, MarkerText):
-                                shown += item.text
-                            elif isinstance(item, Query):
-                                query = item
-                            elif isinstance(item, Invented):
-                                invented = item
-                        if query is not None or invented is not None:
-                            halt.stop()
+                    shown, q, inv = _feed(parser, ev.text)
+                    query, invented = query or q, invented or inv
+                    if query is not None or invented is not None:
+                        halt.stop()
                     out = replace(
                         ev, index=n + ev.index, text=shown, elapsed=time.perf_counter() - t0
                     )
@@ -992,32 +942,13 @@ class Playground:
                     else:
                         all_logprobs = False
                     if writer:
-                        writer.token(
-                            out.index,
-                            out.token_id,
-                            out.piece,
-                            out.logprob,
-                            [[a.token_id, a.text, a.logprob] for a in out.top],
-                            out.elapsed,
-                            out.text,
-                        )
+                        writer.token_event(out)
                     emit(out)
                 n += len(outcome.token_ids)
                 if query is not None:
-                    if n_searches >= MAX_SEARCHES:
-                        kind, block, results, err, secs, backend = (
-                            "limit",
-                            LIMIT_BLOCK,
-                            None,
-                            "search limit reached",
-                            0.0,
-                            self.search_backend,
-                        )
-                    else:
-                        kind = "tool"
-                        emit(SearchStarted(lane.name, query.query, "tool", len(visible)))
-                        results, err, secs, backend = self.run_search(query.query)
-                        block = results_block(results, err, count)
+                    kind, block, results, err, secs, backend = self._answer_query(
+                        lane, query, emit, len(visible), n_searches, count
+                    )
                     n_searches += 1
                     raw += outcome.text[: _marker_end(outcome.text)] + block
                     record(
@@ -1040,63 +971,30 @@ class Playground:
                         break
                     continue
                 if invented is not None:
-                    record(
-                        SearchDone(
-                            lane.name,
-                            "",
-                            "invented",
-                            "model",
-                            [],
-                            "the model began writing search results "
-                            "itself; it was stopped (the program, not the model, supplies results)",
-                            0.0,
-                            len(visible),
-                            n,
-                            0,
-                        )
-                    )
+                    record(_invented(lane.name, len(visible), n))
                     finish = "invented_results"
                     break
                 raw += outcome.text
                 finish = outcome.finish_reason
                 break
-            if parser is not None:
-                for item in parser.finish():
-                    if isinstance(item, MarkerText):
-                        visible += item.text
-                        emit(
-                            Token(
-                                lane.name, n, -1, "", item.text, 0.0, [], time.perf_counter() - t0
-                            )
-                        )
-                        if writer:
-                            writer.token(n, -1, "", 0.0, [], 0.0, item.text)
+            visible += self._finish_parser(
+                parser, lane, n, visible, time.perf_counter() - t0, writer, emit, record
+            )
         except EngineError as e:
             status, error, finish = "error", str(e), "error"
         if finish == "cancelled":
             status = "cancelled"
         stats = Stats.streamed(n, ttft, time.perf_counter() - t0, logprobs, complete=all_logprobs)
         if writer:
-            final = {
-                "status": status,
-                "finish_reason": finish,
-                "error": error,
-                "searches": n_searches,
-                "options": {
+            writer.text = visible
+            writer.flush(
+                **_final_fields(status, finish, error, n_searches, stats, prompt=False),
+                options={
                     **(base_fields.get("options") or {}),
                     "remote": True,
                     "logprobs": bool(logprobs) and all_logprobs,
                 },
-                "completion_tokens": stats.completion_tokens,
-                "answer_tokens": stats.answer_tokens,
-                "time_to_first_token": stats.time_to_first_token,
-                "tokens_per_second": stats.tokens_per_second,
-                "total_seconds": stats.total_seconds,
-                "mean_logprob": stats.mean_logprob,
-                "confidence": stats.confidence,
-            }
-            writer.text = visible
-            writer.flush(**final)
+            )
         if status != "error":
             conv.turns.append((model_question, raw))
             lane.turns += 1
@@ -1124,3 +1022,58 @@ def _marker_end(text: str) -> int:
 
     m = re.search("|".join(re.escape(c) for c in CLOSES), text, re.IGNORECASE)
     return m.end() if m else len(text)
+
+
+def _feed(parser: MarkerParser | None, text: str) -> tuple[str, Query | None, Invented | None]:
+    """What of *text* may be shown now, and a query or invented results block it completed."""
+    if parser is None:
+        return text, None, None
+    shown, query, invented = "", None, None
+    for item in parser.feed(text):
+        if isinstance(item, MarkerText):
+            shown += item.text
+        elif isinstance(item, Query):
+            query = item
+        elif isinstance(item, Invented):
+            invented = item
+    return shown, query, invented
+
+
+def _invented(lane: str, position: int, token_index: int) -> SearchDone:
+    return SearchDone(
+        lane,
+        "",
+        "invented",
+        "model",
+        [],
+        "the model began writing search results itself; it was stopped (the program, not the model, supplies results)",
+        0.0,
+        position,
+        token_index,
+        0,
+    )
+
+
+def _final_fields(
+    status: str,
+    finish: str,
+    error: str | None,
+    searches: int,
+    stats: Stats | None,
+    prompt: bool = True,
+) -> dict:
+    """The exchange row's last update."""
+    out = {"status": status, "finish_reason": finish, "error": error, "searches": searches}
+    if stats is not None:
+        if prompt:
+            out.update(prompt_evaluated=stats.evaluated, prompt_reused=stats.reused)
+        out.update(
+            completion_tokens=stats.completion_tokens,
+            answer_tokens=stats.answer_tokens,
+            time_to_first_token=stats.time_to_first_token,
+            tokens_per_second=stats.tokens_per_second,
+            total_seconds=stats.total_seconds,
+            mean_logprob=stats.mean_logprob,
+            confidence=stats.confidence,
+        )
+    return out

@@ -604,6 +604,18 @@ class ExchangeWriter:
         if time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
             self.flush()
 
+    def token_event(self, ev) -> None:
+        """Record a Token event (see playground.core.events.Token)."""
+        self.token(
+            ev.index,
+            ev.token_id,
+            ev.piece,
+            ev.logprob,
+            [[a.token_id, a.text, a.logprob] for a in ev.top],
+            ev.elapsed,
+            ev.text,
+        )
+
     def flush(self, **fields) -> None:
         self.log.update_exchange(self.id, tokens=self.pending, output_text=self.text, **fields)
         self.pending = []

@@ -9,7 +9,6 @@ in the KV cache and only the new tail is evaluated.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -375,8 +374,3 @@ class Conversation:
         """Record a finished turn so the next one continues from it."""
         self.dropped += dropped
         self.turns.append(Turn(question, list(answer_ids)))
-
-
-def visible_markers(text: str) -> str:
-    """Make control characters visible (for showing prompts literally)."""
-    return re.sub(r"[\x00-\x08\x0b-\x1f]", lambda m: f"\\x{ord(m.group()):02x}", text)

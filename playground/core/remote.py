@@ -23,9 +23,7 @@ import httpx
 from playground.core.engine import EngineError, Outcome, Sampling
 from playground.core.events import Alternative, Stats, Token
 from playground.core.prompts import (
-    ASSISTANT_PREFIX,
     FEW_SHOT_STOPS,
-    USER_PREFIX,
     ModeSpec,
     abstain_rule,
     build_layout,
@@ -320,13 +318,3 @@ def _why(e: Exception) -> str:
 def _short(s: str, n: int = 200) -> str:
     s = " ".join(s.split())
     return s if len(s) <= n else s[: n - 1] + "…"
-
-
-__all__ = [
-    "RemoteModel",
-    "RemoteConversation",
-    "RemoteError",
-    "NO_ID",
-    "USER_PREFIX",
-    "ASSISTANT_PREFIX",
-]

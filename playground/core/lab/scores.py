@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 TARGETS = (0.0, 0.5, 0.75, 0.9)
@@ -118,17 +117,3 @@ def best_threshold_error(scores: Sequence[float], labels: Sequence[bool]) -> tup
         if errors < best:
             best, best_t = errors, s + 1e-9
     return best / n, best_t
-
-
-def semantic_entropy(answers: Sequence[str], same) -> float:
-    """Entropy over clusters of equivalent answers: -sum (|C|/N) log(|C|/N)."""
-    clusters: list[list[str]] = []
-    for a in answers:
-        for c in clusters:
-            if same(a, c[0]):
-                c.append(a)
-                break
-        else:
-            clusters.append([a])
-    n = len(answers)
-    return -sum(len(c) / n * math.log(len(c) / n) for c in clusters) if n else 0.0
