@@ -6,7 +6,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run ask test lint bench clean
+# llama-cpp-python compiles from source. Its multimodal library (tools/mtmd, LLAVA_BUILD) is never
+# used here: skip it unless you set CMAKE_ARGS yourself (e.g. for a GPU build, see `playground doctor`).
+CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+export CMAKE_ARGS
+
+# pytest exits 5 when it collects no test; that must not read as a failure by accident.
+PYTEST = $(BIN)/python -m pytest
+NO_TESTS_OK = rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests ran"; rc=0; fi; exit $$rc
+
+.PHONY: setup run ask test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,9 +36,13 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-# pytest exits 5 when it collects no test; that must not read as a failure by accident.
+# Everything: lint, then every test (the slow ones run the real default models).
 test: lint
-	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests ran"; rc=0; fi; exit $$rc
+	$(PYTEST); $(NO_TESTS_OK)
+
+# The model-free tier, for quick iteration: no test here loads a model.
+test-fast: setup
+	$(PYTEST) -m "not slow"; $(NO_TESTS_OK)
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from playground.core import applog
 from playground.core.catalog import Catalog
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
@@ -179,13 +180,22 @@ def _run_app(
 
 @click.group(cls=PlaygroundGroup, invoke_without_command=True)
 @click.version_option(package_name="playground")
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Also show the program's log (llama.cpp's messages included) on stderr; it always goes "
+    "to playground.log in the state folder (~/.local/state/playground, $PLAYGROUND_STATE_DIR). "
+    "Not for the app, which draws on the terminal.",
+)
 @_app_options
 @click.pass_context
-def cli(ctx: click.Context, **options) -> None:
+def cli(ctx: click.Context, verbose: bool, **options) -> None:
     """Watch a base model and an instruction-tuned model answer the same question side by side,
     and see why language models hallucinate.
 
     With no command, opens the app on the default pair (or the lanes given)."""
+    opens_app = ctx.invoked_subcommand in (None, "app", "demo", "replay", "review", "serve")
+    applog.setup(verbose=verbose and not opens_app)
     if ctx.invoked_subcommand is None:
         _run_app(**options)
 

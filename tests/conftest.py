@@ -1,4 +1,8 @@
-"""Shared fixtures. Tests run the real default models (small enough for two CPU cores)."""
+"""Shared fixtures. Tests run the real default models (small enough for two CPU cores).
+
+Every test that loads a model is marked `slow`; `make test-fast` runs the others (`-m "not slow"`),
+and a test without the mark that loads a model in this process fails, naming the mark.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import pytest
 # Keep the user's cache and database out of the tests, before anything reads the environment.
 _CACHE = tempfile.mkdtemp(prefix="playground-test-cache-")
 os.environ["PLAYGROUND_CACHE_DIR"] = _CACHE
+os.environ["PLAYGROUND_STATE_DIR"] = tempfile.mkdtemp(prefix="playground-test-state-")
 os.environ.pop("PLAYGROUND_DB", None)
 os.environ.pop("PLAYGROUND_MODELS_DIR", None)
 
@@ -20,6 +25,21 @@ from playground.core.lanes import ModelPool  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYGROUND = [sys.executable, "-m", "playground.cli"]
+
+
+@pytest.fixture(autouse=True)
+def _models_only_in_slow_tests(request, monkeypatch):
+    """The fast tier stays fast: loading a model in a test not marked slow is an error."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    from playground.core import engine
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(
+            f"{request.node.nodeid} loads a model: mark it @pytest.mark.slow (see tests/conftest.py)"
+        )
+
+    monkeypatch.setattr(engine.Model, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ def run(*args, db=None):
     return result
 
 
+@pytest.mark.slow
 def test_ask_json_logs_everything(db_path, catalog):
     r = run("ask", "Who is Zyler Vance?", "--max-tokens", "24", "--json", db=db_path)
     assert r.exit_code == 0, r.output
@@ -57,6 +58,7 @@ def test_ask_json_logs_everything(db_path, catalog):
     assert json.loads(sessions.stdout)[0]["id"] == out["session_id"]
 
 
+@pytest.mark.slow
 def test_ask_live_view_says_families_differ(db_path):
     r = run("ask", "What is 2+2?", "--max-tokens", "12", db=db_path)
     assert r.exit_code == 0
@@ -65,6 +67,7 @@ def test_ask_live_view_says_families_differ(db_path):
     assert "base (pretrained)" in r.output
 
 
+@pytest.mark.slow
 def test_one_broken_lane_does_not_stop_the_other(db_path):
     r = run(
         "ask",
@@ -147,6 +150,7 @@ def test_base_override_with_missing_file(db_path, tmp_path):
     assert r.exit_code == 1 and "model file not found" in r.output
 
 
+@pytest.mark.slow
 def test_question_longer_than_context(db_path):
     r = run(
         "ask", "word " * 6000, "--lanes", "tuned:chat", "--max-tokens", "4", "--json", db=db_path

@@ -36,6 +36,7 @@ def test_gpu_layers_values():
     not llama_cpp.llama_supports_gpu_offload(),
     reason="this llama-cpp-python build has no GPU backend",
 )
+@pytest.mark.slow
 def test_default_pair_fully_offloaded(tmp_path):
     r = CliRunner().invoke(
         cli,

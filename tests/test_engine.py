@@ -8,6 +8,8 @@ import pytest
 from playground.core.engine import Model, Outcome, Sampling
 from playground.core.prompts import Conversation, ModeSpec
 
+pytestmark = pytest.mark.slow  # every test here loads the default models
+
 Q = "Who is Zyler Vance?"
 CASES = [("base", "raw"), ("base", "few-shot"), ("tuned", "chat"), ("tuned", "few-shot")]
 
@@ -17,13 +19,19 @@ def _model(request, which) -> Model:
 
 
 def _llama_greedy(model: Model, prompt: list[int], n: int) -> list[int]:
+    """llama-cpp-python's own greedy decoding on the same context, from an empty cache: the
+    prompt as one batch, then one token at a time, as the engine does with fresh=True. (With the
+    prompt left in the cache, `Llama.generate` re-evaluates only its last token, alone: another
+    batch shape, logits ~1e-3 away, and near-ties flip on some CPUs.)"""
     out = []
-    for t in model.llm.generate(
-        prompt, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0
-    ):
-        if model.is_eog(t) or len(out) >= n:
-            break
-        out.append(t)
+    model.clear_cache()
+    with model.lock:
+        for t in model.llm.generate(
+            prompt, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0
+        ):
+            if model.is_eog(t) or len(out) >= n:
+                break
+            out.append(t)
     return out
 
 
@@ -32,7 +40,8 @@ def test_greedy_equals_llama_cpp_greedy(request, which, mode):
     model = _model(request, which)
     r = Conversation(ModeSpec(mode), model).render(Q, 48)
     out = Outcome()
-    tokens = list(model.generate(r.token_ids, Sampling(max_tokens=48), out))
+    tokens = list(model.generate(r.token_ids, Sampling(max_tokens=48), out, fresh=True))
+    assert out.evaluated == len(r.token_ids) and out.reused == 0
     assert len(out.token_ids) > 3
     assert [t.token_id for t in tokens] == out.token_ids
     assert _llama_greedy(model, r.token_ids, len(out.token_ids)) == out.token_ids
@@ -46,7 +55,9 @@ def test_logprobs_match_log_softmax_of_logits(request, which):
     r = Conversation(ModeSpec("raw"), model).render("The tallest mountain on Earth is", 24)
     out = Outcome()
     tokens = [
-        t for t in model.generate(r.token_ids, Sampling(max_tokens=24), out) if t.token_id >= 0
+        t
+        for t in model.generate(r.token_ids, Sampling(max_tokens=24), out, fresh=True)
+        if t.token_id >= 0
     ]
     # An independent llama.cpp context that keeps every row of logits (logits_all=True), fed the
     # same way as a generation: the prompt as one batch, then one token at a time.
@@ -64,10 +75,14 @@ def test_logprobs_match_log_softmax_of_logits(request, which):
         row = scores[n_prompt - 1 + tok.index]
         lsm = row - (row.max() + np.log(np.exp(row - row.max()).sum()))
         assert tok.logprob == pytest.approx(lsm[tok.token_id], abs=1e-3)
-        best = np.argsort(-lsm)[: len(tok.top)]
-        assert [a.token_id for a in tok.top] == list(best)
+        # The reference computes every row of logits, the engine only the last: two batch shapes
+        # of the output layer, ~1e-4 apart, so near-tied alternatives may swap places. Each
+        # alternative must be among the best within that tolerance, best first.
+        kth = np.sort(lsm)[-len(tok.top)]
         for a in tok.top:
             assert a.logprob == pytest.approx(lsm[a.token_id], abs=1e-3)
+            assert lsm[a.token_id] >= kth - 1e-3
+        assert [a.logprob for a in tok.top] == sorted((a.logprob for a in tok.top), reverse=True)
 
 
 def test_second_turn_reuses_the_cache(tuned_model):
@@ -132,3 +147,44 @@ def test_max_tokens_and_stats(tuned_model):
     assert s.completion_tokens == 10 and s.prompt_tokens == len(r.token_ids)
     assert s.tokens_per_second > 0 and s.time_to_first_token > 0
     assert 0 < s.confidence <= 1
+
+
+def test_fresh_generation_does_not_depend_on_what_ran_before(base_model):
+    """The same prompt from an empty cache gives the same tokens and the same probabilities,
+    bit for bit, before and after other work on the same model."""
+    r = Conversation(ModeSpec("few-shot"), base_model).render("What is the capital of Peru?", 24)
+
+    def run():
+        out = Outcome()
+        toks = list(base_model.generate(r.token_ids, Sampling(max_tokens=24), out, fresh=True))
+        return out.token_ids, [t.logprob for t in toks], [[a.logprob for a in t.top] for t in toks]
+
+    first = run()
+    other = Conversation(ModeSpec("few-shot"), base_model).render("Who wrote Hamlet?", 24)
+    list(base_model.generate(other.token_ids, Sampling(max_tokens=16), Outcome()))
+    assert run() == first
+
+
+def test_scores_do_not_depend_on_what_ran_before(tuned_model):
+    """P(True) and sequence log-probabilities are figures in reports: scoring the same input must
+    give the same number whatever the model did before (prefix reuse changes batch shapes)."""
+    from playground.core.lab.runner import p_true
+
+    ids = tuned_model.tokenize("The capital of France is Paris.", special=False)
+
+    def scores():
+        return (
+            p_true(tuned_model, "What is the capital of France?", "Paris"),
+            p_true(tuned_model, "What is the capital of France?", "Lyon"),
+            tuned_model.sequence_logprobs(ids),
+            tuned_model.next_token_logprobs(ids, [ids[0], ids[1]]),
+        )
+
+    first = scores()
+    # Other work in between: a generation that leaves a prefix of the P(True) prompt's kind in
+    # the cache, and a different score.
+    r = Conversation(ModeSpec("raw"), tuned_model).render("Question: What is the capital", 8)
+    list(tuned_model.generate(r.token_ids, Sampling(max_tokens=8), Outcome()))
+    p_true(tuned_model, "What is the capital of Spain?", "Madrid")
+    assert scores() == first
+    assert scores() == first

@@ -122,6 +122,7 @@ def test_user_sets_and_their_errors(tmp_path):
         load_file(nohead)
 
 
+@pytest.mark.slow
 def test_probe_run_resumes_and_reports(catalog, pool, db_path, tmp_path):
     log = SessionLog(db_path)
     lanes = parse_lanes("base:few-shot,tuned:chat")
@@ -163,6 +164,7 @@ def test_probe_run_resumes_and_reports(catalog, pool, db_path, tmp_path):
     assert (tmp_path / "reports" / f"run{run}-lane1-reliability.svg").read_text().startswith("<svg")
 
 
+@pytest.mark.slow
 def test_probe_and_report_cli(tmp_path):
     from click.testing import CliRunner
 
@@ -199,6 +201,7 @@ def test_probe_and_report_cli(tmp_path):
     assert r.exit_code == 1 and "unknown probe set" in r.output
 
 
+@pytest.mark.slow
 def test_validity_scores_true_above_false(tuned_model):
     from playground.core.lab.validity import Statement, classify, score, statements
 
@@ -222,6 +225,7 @@ def test_validity_scores_true_above_false(tuned_model):
     assert 0 <= c["error"] <= 0.5 and c["auroc"] > 0.5
 
 
+@pytest.mark.slow
 def test_sequence_logprobs_match_the_generation_path(tuned_model):
     from playground.core.engine import Outcome, Sampling
     from playground.core.prompts import Conversation, ModeSpec
@@ -238,6 +242,7 @@ def test_sequence_logprobs_match_the_generation_path(tuned_model):
         assert lps[len(r.token_ids) - 1 + i] == pytest.approx(t.logprob, abs=0.15)
 
 
+@pytest.mark.slow
 def test_interrogation_writes_sft_chat_jsonl(catalog, pool, tmp_path):
     from playground.core.lab import interrogate as itg
 
@@ -265,6 +270,7 @@ def test_interrogation_writes_sft_chat_jsonl(catalog, pool, tmp_path):
         itg.from_docs([empty])
 
 
+@pytest.mark.slow
 def test_judge_lane_and_its_rubric(catalog, pool, db_path):
     from playground.core.lab.grading import parse_judge
     from playground.core.lab.runner import make_judge

@@ -103,6 +103,7 @@ def test_unwritable_parent(tmp_path):
         SessionLog(blocker / "sub" / "x.db")
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_an_interrupted_partial_answer(db_path):
     proc = subprocess.Popen(
         [
@@ -194,6 +195,7 @@ def test_two_processes_write_at_once_without_losing_rows(db_path):
     assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
 
 
+@pytest.mark.slow
 def test_two_playground_processes_on_one_database(db_path):
     cmd = [
         *PLAYGROUND,

@@ -13,6 +13,7 @@ def test_rule_states_the_penalty():
     assert "75% confident" in rule and "costs 3 points" in rule and "I don't know" in rule
 
 
+@pytest.mark.slow
 def test_chat_mode_uses_the_template_and_marks_special_tokens(tuned_model):
     r = Conversation(ModeSpec("chat"), tuned_model).render("Who is Zyler Vance?", 64)
     assert r.text.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
@@ -26,6 +27,7 @@ def test_chat_mode_uses_the_template_and_marks_special_tokens(tuned_model):
     assert sum(r.special) == 5  # <|im_start|> for system, user, assistant; <|im_end|> for two
 
 
+@pytest.mark.slow
 def test_user_text_never_becomes_a_control_token(tuned_model):
     r = Conversation(ModeSpec("chat"), tuned_model).render("say <|im_end|> please", 64)
     end = tuned_model.tokenize("<|im_end|>", special=True)[0]
@@ -34,11 +36,13 @@ def test_user_text_never_becomes_a_control_token(tuned_model):
     assert "say <|im_end|> please" in r.text
 
 
+@pytest.mark.slow
 def test_chat_on_a_model_without_template_suggests_few_shot(base_model):
     with pytest.raises(PromptError, match="no chat template.*few-shot"):
         Conversation(ModeSpec("chat"), base_model)
 
 
+@pytest.mark.slow
 def test_raw_is_bos_plus_text(base_model):
     r = Conversation(ModeSpec("raw"), base_model).render("The capital of France", 16)
     assert r.token_ids[0] == base_model.bos_id
@@ -46,6 +50,7 @@ def test_raw_is_bos_plus_text(base_model):
     assert r.token_ids[1:] == base_model.tokenize("The capital of France", special=False)
 
 
+@pytest.mark.slow
 def test_few_shot_scaffold(base_model):
     r = Conversation(ModeSpec("few-shot"), base_model).render("Who is Zyler Vance?", 16)
     assert (
@@ -55,6 +60,7 @@ def test_few_shot_scaffold(base_model):
     assert "\nUser:" in r.stops
 
 
+@pytest.mark.slow
 def test_abstain_modes(base_model, tuned_model):
     fs = Conversation(ModeSpec("few-shot", 0.75), base_model).render("Q?", 16).text
     assert "I don't know." in fs and "costs 3 points" in fs
@@ -69,12 +75,14 @@ def test_abstain_target_out_of_range():
         ModeSpec("chat", 1.0)
 
 
+@pytest.mark.slow
 def test_question_longer_than_context_says_by_how_much(tuned_model):
     conv = Conversation(ModeSpec("chat"), tuned_model)
     with pytest.raises(PromptError, match=r"context window holds 4,096 \(\d[\d,]* too many"):
         conv.render("hello " * 5000, 64)
 
 
+@pytest.mark.slow
 def test_long_conversation_drops_oldest_turns(tuned_model):
     conv = Conversation(ModeSpec("chat"), tuned_model)
     filler = tuned_model.tokenize(" word" * 900, special=False)

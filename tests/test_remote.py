@@ -90,6 +90,7 @@ def ask(catalog, lanes, db, question="What is the capital of France?", max_token
     return pg.ask(question, Sampling(max_tokens=max_tokens)), log
 
 
+@pytest.mark.slow
 def test_remote_lanes_match_local_lanes(llama_server, catalog, pool, tmp_path):
     # llama-cpp-python's server applies a repeat penalty of 1.1 unless told otherwise; local lanes
     # apply none, so greedy answers match only with it off.
@@ -114,6 +115,7 @@ def test_remote_lanes_match_local_lanes(llama_server, catalog, pool, tmp_path):
         assert ex["model_path"] == llama_server and json.loads(ex["options"])["remote"] is True
 
 
+@pytest.mark.slow
 def test_remote_multi_turn_and_stop(llama_server, tmp_path):
     remote = catalog_with(tmp_path, url=llama_server, remote_model="smollm2")
     log = SessionLog(tmp_path / "t.db")
@@ -125,6 +127,7 @@ def test_remote_multi_turn_and_stop(llama_server, tmp_path):
     assert "What is the capital of Japan?" in prompt and r1.text.strip() in prompt
 
 
+@pytest.mark.slow
 def test_unreachable_server_and_wrong_model(llama_server, tmp_path):
     dead = catalog_with(tmp_path, url=f"http://127.0.0.1:{free_port()}/v1")
     [r], log = ask(dead, "remote:chat", tmp_path / "a.db")
@@ -135,6 +138,7 @@ def test_unreachable_server_and_wrong_model(llama_server, tmp_path):
     assert r.status == "error" and "has no model 'gpt-9'" in r.error and "smollm2" in r.error
 
 
+@pytest.mark.slow
 def test_search_first_on_a_remote_lane(llama_server, tmp_path):
     remote = catalog_with(
         tmp_path, url=llama_server, remote_model="smollm2", extra_body={"repeat_penalty": 1.0}

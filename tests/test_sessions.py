@@ -46,6 +46,7 @@ def test_cohen_kappa_by_hand():
     assert cohen_kappa([], []) is None
 
 
+@pytest.mark.slow
 def test_tag_agreement_and_filters(recorded, db_path):
     log, sid = recorded
     ids = [r["id"] for r in log.db.query("select id from exchanges order by turn, lane_index")]
@@ -89,6 +90,7 @@ def test_tag_agreement_and_filters(recorded, db_path):
     assert json.loads(r.stdout)[0]["turns"] == 2
 
 
+@pytest.mark.slow
 def test_exports(recorded, db_path, tmp_path):
     log, sid = recorded
     ids = [r["id"] for r in log.db.query("select id from exchanges order by turn, lane_index")]
@@ -133,6 +135,7 @@ def test_exports(recorded, db_path, tmp_path):
     assert r.exit_code == 1 and "no session 'nosuchsession'" in r.output
 
 
+@pytest.mark.slow
 def test_rerun_points_to_the_original(recorded, db_path):
     log, sid = recorded
     r = run(
@@ -146,6 +149,7 @@ def test_rerun_points_to_the_original(recorded, db_path):
     assert row["parent_id"] == sid
 
 
+@pytest.mark.slow
 async def test_replay_token_by_token_with_the_inspector(recorded, db_path):
     from playground.tui.app import make_replay_app
     from playground.tui.screens.inspector import InspectorScreen
@@ -187,6 +191,7 @@ async def test_replay_token_by_token_with_the_inspector(recorded, db_path):
         assert app.query_one("#input").disabled
 
 
+@pytest.mark.slow
 async def test_review_and_tag_three_answers(recorded, db_path):
     from playground.tui.app import ReviewApp
 
@@ -208,6 +213,7 @@ async def test_review_and_tag_three_answers(recorded, db_path):
     assert vote["blind"] == 1 and vote["verdict"] == "better"
 
 
+@pytest.mark.slow
 async def test_demo_steps_with_narration(db_path, tmp_path):
     from playground.tui.app import make_demo_app
 
@@ -258,6 +264,7 @@ def test_demo_errors_name_the_line(tmp_path):
     assert len(load_demo(ROOT / "sessions" / "demos" / "hallucination.toml").steps) == 7
 
 
+@pytest.mark.slow
 def test_serve_on_loopback_only(tmp_path):
     r = run("serve", "--host", "0.0.0.0")
     assert r.exit_code == 1 and "pass --public" in r.output
@@ -286,6 +293,7 @@ def test_serve_on_loopback_only(tmp_path):
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 async def test_sessions_screen_filters_and_reruns_in_the_lanes(recorded, db_path):
     from playground.tui.app import make_app
     from playground.tui.screens.review import SessionsScreen

@@ -14,6 +14,8 @@ from playground.tui.app import make_app
 
 from .test_tui import idle, ready
 
+pytestmark = pytest.mark.slow  # every test here loads the default models
+
 SIZES = [(120, 40), (80, 24)]
 DB = Path("sessions/snapshot-test.db")
 

@@ -12,6 +12,8 @@ from playground.tui.screens.help import HelpScreen
 from playground.tui.screens.inspector import InspectorScreen
 from playground.tui.widgets.lane import LaneView
 
+pytestmark = pytest.mark.slow  # every test here loads the default models
+
 TIMEOUT_S = 120
 
 

@@ -12,10 +12,33 @@ from playground.core.catalog import Catalog
 from playground.core.engine import cpu_count
 from playground.core.errors import PlaygroundError
 
+
+def llama_cpp_requirement() -> str:
+    """The llama-cpp-python version range this package declares (pyproject.toml), so a rebuild
+    never installs a version the engine was not tested with."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        for req in requires("playground") or []:
+            name = req.split(";")[0].strip()
+            if name.lower().startswith("llama-cpp-python") and "[" not in name:
+                return name.replace(" ", "")
+    except PackageNotFoundError:
+        pass
+    return "llama-cpp-python"
+
+
+def _gpu_build(flag: str) -> str:
+    return (
+        f'CMAKE_ARGS="-D{flag}=on -DLLAVA_BUILD=OFF" .venv/bin/pip install --force-reinstall '
+        f"--no-cache-dir --no-deps '{llama_cpp_requirement()}'"
+    )
+
+
 GPU_BUILDS = {
-    "CUDA (NVIDIA)": 'CMAKE_ARGS="-DGGML_CUDA=on" .venv/bin/pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python',
-    "Metal (Apple)": 'CMAKE_ARGS="-DGGML_METAL=on" .venv/bin/pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python',
-    "Vulkan": 'CMAKE_ARGS="-DGGML_VULKAN=on" .venv/bin/pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python',
+    "CUDA (NVIDIA)": _gpu_build("GGML_CUDA"),
+    "Metal (Apple)": _gpu_build("GGML_METAL"),
+    "Vulkan": _gpu_build("GGML_VULKAN"),
 }
 
 

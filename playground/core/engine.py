@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from playground.core.applog import quiet_llama_cpp
 from playground.core.catalog import ModelSpec
 from playground.core.errors import PlaygroundError
 from playground.core.events import Alternative, Stats, Token
@@ -105,28 +106,59 @@ def _close_all() -> None:
     _VOCABS.clear()
 
 
-# llama-cpp-python silences llama.cpp by swapping file descriptors 1 and 2 while a model loads;
-# two loads at once in two threads would leave stdout pointing at /dev/null. Load one at a time.
+# Loads one at a time: two models loading at once double the peak memory of a load, and
+# llama.cpp's backend initialisation is not documented as thread-safe.
 _LOAD_LOCK = threading.Lock()
 
 
-class _Quiet:
-    """Silence llama.cpp's C-level chatter on stderr while loading."""
+# What the engine uses of llama-cpp-python beyond its documented API (the per-position logits, the
+# KV cache, the vocabulary). pyproject.toml pins the versions this was tested with; a loaded model
+# is checked against this list, so a future version that drops a name fails with its name.
+PRIVATE_API = {
+    "Llama": ("_ctx", "_model", "_batch", "input_ids", "n_tokens", "n_batch", "eval", "reset"),
+    "Llama._ctx": (
+        "kv_cache_clear",
+        "kv_cache_seq_rm",
+        "set_n_threads",
+        "get_logits",
+        "get_logits_ith",
+        "decode",
+    ),
+    "Llama._model": ("vocab", "token_get_attr", "token_bos", "token_eos", "add_bos_token"),
+    "Llama._batch": ("set_batch", "batch"),
+    "llama_cpp": (
+        "llama_token_to_piece",
+        "llama_vocab_is_eog",
+        "llama_log_set",
+        "llama_log_callback",
+        "LLAMA_TOKEN_ATTR_CONTROL",
+    ),
+}
 
-    def __enter__(self):
-        try:
-            self.fd = os.dup(2)
-            self.null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(self.null, 2)
-        except OSError:
-            self.fd = None
-        return self
 
-    def __exit__(self, *exc):
-        if self.fd is not None:
-            os.dup2(self.fd, 2)
-            os.close(self.fd)
-            os.close(self.null)
+def check_llama_cpp(llm) -> None:
+    """Raise EngineError naming what this llama-cpp-python lacks of PRIVATE_API."""
+    import llama_cpp
+
+    objects = {
+        "Llama": llm,
+        "Llama._ctx": getattr(llm, "_ctx", None),
+        "Llama._model": getattr(llm, "_model", None),
+        "Llama._batch": getattr(llm, "_batch", None),
+        "llama_cpp": llama_cpp,
+    }
+    missing = [
+        f"{owner}.{name}"
+        for owner, names in PRIVATE_API.items()
+        for name in names
+        if objects[owner] is None or not hasattr(objects[owner], name)
+    ]
+    if missing:
+        version = getattr(llama_cpp, "__version__", "?")
+        raise EngineError(
+            f"llama-cpp-python {version} lacks {', '.join(missing)}, which playground needs: "
+            "install the version range in pyproject.toml (pip install -e .)"
+        )
 
 
 class Model:
@@ -147,7 +179,8 @@ class Model:
         threads = n_threads or spec.n_threads or cpu_count()
         t0 = time.perf_counter()
         try:
-            with _LOAD_LOCK, _Quiet():
+            quiet_llama_cpp()
+            with _LOAD_LOCK:
                 self.llm = llama_cpp.Llama(
                     model_path=str(path),
                     n_ctx=self.n_ctx,
@@ -160,6 +193,11 @@ class Model:
         except (ValueError, RuntimeError, OSError) as e:
             raise EngineError(f"llama.cpp could not load {path}: {e}") from e
         self.load_seconds = time.perf_counter() - t0
+        try:
+            check_llama_cpp(self.llm)
+        except EngineError:
+            self.llm.close()
+            raise
         _OPEN.add(self)
         self.n_gpu_layers = gpu
         self.threads = threads
@@ -233,10 +271,30 @@ class Model:
             self.llm._ctx.set_n_threads(n, n)
             self.threads = n
 
-    def _prepare(self, prompt: list[int]) -> tuple[int, int]:
-        """Keep the longest cached prefix of *prompt* and evaluate the rest.
-        Returns (evaluated, reused)."""
+    def _clear(self) -> None:
+        """Forget the KV cache: the next evaluation starts from nothing."""
+        self.llm.reset()
+        self.llm._ctx.kv_cache_clear()
+
+    def clear_cache(self) -> None:
+        """Forget the KV cache, so the next prompt is evaluated whole (waits for a generation
+        in progress to finish)."""
+        with self.lock:
+            self._clear()
+
+    def _prepare(self, prompt: list[int], fresh: bool = False) -> tuple[int, int]:
+        """Keep the longest cached prefix of *prompt* and evaluate the rest; with *fresh*, evaluate
+        all of it from an empty cache. Returns (evaluated, reused).
+
+        Reuse is fast but not bit-exact: llama.cpp's kernels depend on the batch shape, so the
+        tail of a prompt evaluated on top of a cached prefix gets logits ~1e-3 away from the same
+        prompt evaluated whole, enough to flip a near-tie. Figures that must not depend on what
+        ran before (scores, probe runs) use *fresh*: the same input always gets the same shape."""
         llm = self.llm
+        if fresh:
+            self._clear()
+            llm.eval(prompt)
+            return len(prompt), 0
         cached = llm.input_ids[: llm.n_tokens].tolist() if llm.n_tokens else []
         prefix = 0
         for a, b in zip(cached, prompt, strict=False):
@@ -249,8 +307,7 @@ class Model:
             llm.n_tokens = prefix
         else:
             prefix = 0
-            llm.reset()
-            llm._ctx.kv_cache_clear()
+            self._clear()
         llm.eval(prompt[prefix:])
         return len(prompt) - prefix, prefix
 
@@ -268,8 +325,10 @@ class Model:
         cancel: threading.Event | None = None,
         lane: str = "",
         top_k_alternatives: int = TOP_K_ALTERNATIVES,
+        fresh: bool = False,
     ) -> Iterator[Token]:
-        """Stream the answer to *prompt* (token ids) as Token events; fill *outcome* as it goes."""
+        """Stream the answer to *prompt* (token ids) as Token events; fill *outcome* as it goes.
+        *fresh*: evaluate the whole prompt from an empty cache (see `_prepare`)."""
         if len(prompt) >= self.n_ctx:
             raise EngineError(
                 f"the prompt is {len(prompt):,} tokens but {self.model_id}'s context window is {self.n_ctx:,}"
@@ -284,7 +343,7 @@ class Model:
         with self.lock:
             t0 = time.perf_counter()
             ttft = None
-            evaluated, reused = self._prepare(prompt)
+            evaluated, reused = self._prepare(prompt, fresh)
             outcome.evaluated, outcome.reused = evaluated, reused
             room = self.n_ctx - len(prompt)
             limit = min(sampling.max_tokens, room)
@@ -374,8 +433,7 @@ class Model:
             )
         with self.lock:
             llm = self.llm
-            llm.reset()
-            llm._ctx.kv_cache_clear()
+            self._clear()
             llm._batch.set_batch(batch=ids, n_past=0, logits_all=False)
             for i in range(len(ids)):  # ask this one decode for the logits of every position
                 llm._batch.batch.logits[i] = True
@@ -393,9 +451,17 @@ class Model:
             return out
 
     def next_token_logprobs(self, prompt: list[int], candidates: list[int]) -> list[float]:
-        """Log-probabilities of *candidates* as the next token after *prompt* (for P(True))."""
+        """Log-probabilities of *candidates* as the next token after *prompt* (for P(True)).
+        The prompt is evaluated whole from an empty cache, so the same input gets the same
+        number whatever ran before it."""
+        if not prompt:
+            raise EngineError("nothing to score: the prompt is empty")
+        if len(prompt) >= self.n_ctx:
+            raise EngineError(
+                f"the prompt is {len(prompt):,} tokens but {self.model_id}'s context window is {self.n_ctx:,}"
+            )
         with self.lock:
-            self._prepare(prompt)
+            self._prepare(prompt, fresh=True)
             x = self._last_logits()
             m = float(x.max())
             lse = m + float(np.log(np.exp(x - m, dtype=np.float32).sum(dtype=np.float64)))
@@ -480,7 +546,8 @@ def vocab_pieces(path: str, ids: Sequence[int]) -> list[str]:
     with _VOCAB_LOCK:
         llm = _VOCABS.get(path)
         if llm is None:
-            with _LOAD_LOCK, _Quiet():
+            quiet_llama_cpp()
+            with _LOAD_LOCK:
                 llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
             _VOCABS[path] = llm
     out = []

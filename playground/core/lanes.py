@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -36,6 +36,7 @@ from playground.core.search.markers import Text as MarkerText
 from playground.core.search.tool import DEFAULT_BUDGET, LIMIT_BLOCK, MAX_SEARCHES, results_block
 
 DEFAULT_LANES = "base:few-shot,tuned:chat"
+logger = logging.getLogger(__name__)
 JOIN_TIMEOUT_S = 3600.0
 
 
@@ -223,6 +224,10 @@ class Playground:
             self.add_lane(spec)
         self.session_id = session_id
         self.turn = 0
+        # Evaluate every local prompt from an empty KV cache, so an answer never depends on what
+        # the lane answered before (probe runs: the same item gives the same answer and the
+        # same probabilities in any order, resumed or not). Slower: nothing is reused.
+        self.fresh_prompts = False
 
     # -- lanes -----------------------------------------------------------------------------
     def _resolve(self, lane: Lane) -> None:
@@ -432,7 +437,7 @@ class Playground:
         except Exception as e:  # never let one lane take the others down
             msg = str(e) if isinstance(e, PlaygroundError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, PlaygroundError):
-                traceback.print_exc()
+                logger.exception("lane %s failed", lane.spec.text)
             emit(Finished(lane.name, None, "error", "error", "", None, msg))
             results[lane.index] = LaneResult(lane, None, "error", "error", "", None, msg)
 
@@ -599,7 +604,12 @@ class Playground:
                 seg_visible = ""
                 started = False
                 for ev in model.generate(
-                    rendered.token_ids + answer_ids, seg, outcome, lane.cancel, lane.name
+                    rendered.token_ids + answer_ids,
+                    seg,
+                    outcome,
+                    lane.cancel,
+                    lane.name,
+                    fresh=self.fresh_prompts and first_outcome is None,
                 ):
                     if not started:
                         started = True

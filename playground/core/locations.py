@@ -1,4 +1,4 @@
-"""Where files live: the model catalog, the session database, the user cache."""
+"""Where files live: the model catalog, the session database, the user cache, the program log."""
 
 from __future__ import annotations
 
@@ -14,6 +14,14 @@ def cache_dir() -> Path:
     if env := os.environ.get("PLAYGROUND_CACHE_DIR"):
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "playground"
+
+
+def state_dir() -> Path:
+    """The program's own state (its log file); PLAYGROUND_STATE_DIR overrides."""
+    if env := os.environ.get("PLAYGROUND_STATE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "playground"
 
 

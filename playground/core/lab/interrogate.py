@@ -79,6 +79,7 @@ def interrogate(
 ) -> list[dict]:
     """Classify each snippet's question as known / unknown / inconsistent for the first lane."""
     lane = pg.lanes[0]
+    pg.fresh_prompts = True  # a question's samples must not depend on the questions before it
     out = []
     for i, sn in enumerate(snippets):
         probe = Probe(sn.question, sn.answers, "fact", f"snippet-{i}")

@@ -118,6 +118,7 @@ def run_probes(
 ) -> None:
     """Ask every probe on every lane (lanes run side by side); skip what the run already has."""
     have = done_keys(log, run_id)
+    pg.fresh_prompts = True  # an item's answer must not depend on the items before it
     lane_names = [lane.spec.text for lane in pg.lanes]
     total = len(probes) * (1 + samples)
     done = 0
@@ -190,6 +191,8 @@ def run_probes(
 def make_judge(pg_judge: Playground):
     """A judge lane grading with the three-way rubric; None where the judge gives no letter."""
     from playground.core.lab.grading import JUDGE_PROMPT, parse_judge
+
+    pg_judge.fresh_prompts = True  # a verdict must not depend on the verdicts before it
 
     def judge(probe: Probe, text: str) -> str | None:
         pg_judge.reset_conversations()
