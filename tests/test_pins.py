@@ -1,6 +1,8 @@
 """What the engine leans on in llama-cpp-python beyond its documented API, and the quiet terminal."""
 
 import importlib
+import logging
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -60,7 +62,7 @@ def test_ask_prints_nothing_from_llama_cpp(tmp_path):
     """llama.cpp's log ("llama_kv_cache_iswa: using full-size SWA cache", model metadata) goes to
     the log file, not the terminal; --verbose shows it."""
     state = tmp_path / "state"
-    env = {"PLAYGROUND_STATE_DIR": str(state), "PATH": "/usr/bin:/bin"}
+    env = {**os.environ, "PLAYGROUND_STATE_DIR": str(state)}
     args = [
         *PLAYGROUND,
         "ask",
@@ -71,9 +73,7 @@ def test_ask_prints_nothing_from_llama_cpp(tmp_path):
         "--json",
         "What is 2+2?",
     ]
-    quiet = subprocess.run(
-        args, capture_output=True, text=True, timeout=300, cwd=ROOT, env=_env(env)
-    )
+    quiet = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert quiet.returncode == 0, quiet.stderr
     assert "llama" not in quiet.stderr.lower() and "swa" not in quiet.stderr.lower(), quiet.stderr
     logged = (state / applog.LOG_NAME).read_text()
@@ -85,29 +85,27 @@ def test_ask_prints_nothing_from_llama_cpp(tmp_path):
         text=True,
         timeout=300,
         cwd=ROOT,
-        env=_env(env),
+        env=env,
     )
     assert loud.returncode == 0, loud.stderr
     assert "SWA" in loud.stderr
 
 
-def _env(extra: dict) -> dict:
-    import os
-
-    env = dict(os.environ)
-    env.update({k: v for k, v in extra.items() if k != "PATH"})
-    env.setdefault("PYTHONPATH", str(ROOT))
-    return env
-
-
-def test_the_log_callback_joins_pieces_into_lines(caplog):
-    cb = applog._LlamaLog()
-    with caplog.at_level("DEBUG", logger=applog.LLAMA_LOGGER):
-        cb(2, b"llama_kv_cache: using ", None)
+def test_the_log_callback_joins_pieces_into_lines():
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger(applog.LLAMA_LOGGER)
+    logger.addHandler(handler)
+    try:
+        cb = applog._LlamaLog()
+        cb(3, b"llama_kv_cache: using ", None)
         cb(5, b"full-size SWA cache\nsecond ", None)
         cb(5, b"line\n", None)
-        cb(3, b"\xffbroken\n", None)
-    got = [(r.levelname, r.getMessage()) for r in caplog.records]
+        cb(4, b"\xffbroken\n", None)
+    finally:
+        logger.removeHandler(handler)
+    got = [(r.levelname, r.getMessage()) for r in records]
     assert got == [
         ("WARNING", "llama_kv_cache: using full-size SWA cache"),
         ("WARNING", "second line"),

@@ -24,13 +24,15 @@ LOG_NAME = "playground.log"
 LLAMA_LOGGER = "playground.llama_cpp"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-# ggml_log_level: NONE 0, INFO 1, WARN 2, ERROR 3, DEBUG 4, CONT 5 (continues the last message)
+# ggml.h's enum ggml_log_level: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the
+# last message). llama-cpp-python's own callback still uses an older order (3 = error), which is
+# why "using full-size SWA cache", a warning, reached the terminal with verbose=False.
 _LEVELS = {
     0: logging.INFO,
-    1: logging.INFO,
-    2: logging.WARNING,
-    3: logging.ERROR,
-    4: logging.DEBUG,
+    1: logging.DEBUG,
+    2: logging.INFO,
+    3: logging.WARNING,
+    4: logging.ERROR,
 }
 
 log = logging.getLogger("playground")
@@ -50,6 +52,8 @@ def setup(verbose: bool = False) -> Path | None:
     with _setup_lock:
         log.setLevel(logging.DEBUG)
         log.propagate = False
+        # llama.cpp's debug level is one line per tensor: keep its info, warnings and errors.
+        _llama_log.setLevel(logging.INFO)
         for h in list(log.handlers):
             log.removeHandler(h)
             h.close()
