@@ -104,9 +104,9 @@ def probe(resume_id, db_path, models_dir, base, tuned, search_backend, corpus_pa
 
     log = SessionLog(db_path or default_db_path())
     cat = opt.catalog(models_dir, base, tuned)
-    if resume_id is not None:
-        settings = _resumed(log, resume_id, settings["ptrue"], settings["judge_lane"])
     s = settings
+    if resume_id is not None:
+        s = _resumed(log, resume_id, settings["ptrue"], settings["judge_lane"])
     probes = load_set(s["set_name"], s["seed"])[: s["limit"] or None]
     specs = parse_lanes(s["lanes_text"])
     pg = Playground(cat, specs, log, search_backend=search_backend, corpus_path=corpus_path)

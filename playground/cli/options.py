@@ -1,7 +1,7 @@
 """Options shared by several commands, declared once, and what they turn into (a catalog, a log).
 
 A command takes an option from here when another command has the same one; an option only one
-command has stays with that command. Choices come from `core` where it defines them.
+command has stays with that command, unless its choices are ones `core` defines (labels, modes).
 """
 
 from __future__ import annotations
