@@ -335,3 +335,20 @@ def test_choices_come_from_core():
     assert choices("sessions", "mode") == MODES
     assert choices("export", "fmt") == FORMATS
     assert choices("report", "signal") == tuple(SIGNALS)
+
+
+@pytest.mark.slow
+def test_validity_rows_per_lane(db_path):
+    r = run(
+        "validity", "--limit", "1", "--invented", "1", "--max-tokens", "8", "--json", db=db_path
+    )
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [(x["lane"], x["kind"]) for x in rows] == [
+        ("base:few-shot", "base"),
+        ("tuned:chat", "tuned"),
+    ]
+    for x in rows:
+        assert x["statements"] == 3  # one fact: a true and a swapped statement; one invented
+        assert 0 <= x["iiv_error"] <= 1 and x["two_times_error"] == 2 * x["iiv_error"]
+        assert x["hallucination_rate"] in (0, 0.5, 1)
