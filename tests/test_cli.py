@@ -115,10 +115,12 @@ def _lane_error(db_path, spec):
     return json.loads(r.stdout)["lanes"][0]["error"]
 
 
+@pytest.mark.slow  # the lane builds an engine Model, which reads the file
 def test_missing_model_file(db_path, tmp_path):
     assert "model file not found" in _lane_error(db_path, f"{tmp_path}/nope.gguf:raw")
 
 
+@pytest.mark.slow  # the lane builds an engine Model, which reads the file
 def test_model_that_is_not_gguf(db_path, tmp_path):
     p = tmp_path / "notes.gguf"
     p.write_text("hello")
@@ -131,10 +133,12 @@ def test_truncated_model(db_path, tmp_path, smollm2_path):
     assert "truncated" in _lane_error(db_path, f"{p}:raw")
 
 
+@pytest.mark.slow  # the lane builds an engine Model, which reads the file
 def test_directory_as_model(db_path, tmp_path):
     assert "is a directory" in _lane_error(db_path, f"{tmp_path}:raw")
 
 
+@pytest.mark.slow  # the lane builds an engine Model, which reads the file
 def test_base_override_with_missing_file(db_path, tmp_path):
     r = run(
         "ask",
@@ -193,3 +197,158 @@ def test_models_lists_the_catalog():
 def test_sessions_without_database(tmp_path):
     r = run("sessions", db=tmp_path / "none.db")
     assert r.exit_code == 1 and "no session database" in r.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["export"], "give a SESSION id or --all"),
+        (["replay", "abc", "--speed", "fast"], "--speed must be a number"),
+        (["rerun", "abc"], "no session database"),
+        (["report"], "run `playground probe` first"),
+        (["probe", "--set", "no-such-set.csv"], "no-such-set.csv"),
+        (["validity", "--lanes", "gpt5:chat"], "unknown model 'gpt5'"),
+        (["interrogate", "--lane", "gpt5:chat"], "unknown model 'gpt5'"),
+        (["demo", "no-such-demo.toml", "--check"], "no-such-demo.toml"),
+        (["app", "--lanes", "base"], "write MODEL:MODE"),
+    ],
+)
+def test_every_area_fails_with_one_line(tmp_path, monkeypatch, args, message):
+    """PlaygroundGroup turns a PlaygroundError of any command, in any module, into one line."""
+    monkeypatch.chdir(tmp_path)
+    r = run(*args, db=tmp_path / "s.db")
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: ") and message in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def _logged(db_path):
+    from playground.core.log import SessionLog
+
+    log = SessionLog(db_path)
+    sid = log.new_session(["base:few-shot", "tuned:chat"])
+    ids = [
+        log.start_exchange(
+            session_id=sid,
+            turn=0,
+            lane_index=i,
+            lane=lane,
+            model_id=model,
+            question="Capital of Italy?",
+            output_text=answer,
+        )
+        for i, (lane, model, answer) in enumerate(
+            [("base:few-shot", "gemma", "Rome."), ("tuned:chat", "smollm", "Milan.")]
+        )
+    ]
+    log.close()
+    return sid, ids
+
+
+def test_session_commands_without_a_model(db_path, tmp_path):
+    sid, ids = _logged(db_path)
+    assert json.loads(run("sessions", "--json", db=db_path).stdout)[0]["id"] == sid
+    r = run("tag", str(ids[1]), "--label", "hallucination", "--tagger", "ann", db=db_path)
+    assert r.exit_code == 0 and f"exchange {ids[1]} is hallucination" in r.output
+    r = run("tag", str(ids[1]), "--label", "wrong", db=db_path)
+    assert r.exit_code == 2 and "'wrong' is not one of" in r.output
+    assert run("sessions", "--mode", "chatty", db=db_path).exit_code == 2
+    out = tmp_path / "out" / "s.md"
+    r = run("export", sid[:5], "--format", "markdown", "--output", str(out), db=db_path)
+    assert r.exit_code == 0 and out.read_text().startswith(f"# Session {sid}")
+    r = run("export", "--all", "--tag", "hallucination", db=db_path)
+    assert [json.loads(x)["id"] for x in r.stdout.splitlines()] == [ids[1]]
+    r = run("agreement", db=db_path)
+    assert "fewer than two taggers" in r.output
+
+
+def test_corpus_search_json():
+    r = run("corpus", "search", "Eiffel Tower", "--json")
+    assert r.exit_code == 0, r.output
+    assert isinstance(json.loads(r.stdout), list)
+
+
+def test_the_console_script_runs_as_a_module():
+    import subprocess
+
+    from .conftest import PLAYGROUND
+
+    r = subprocess.run([*PLAYGROUND, "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for name in ("ask", "export", "probe", "corpus", "doctor", "browse"):
+        assert f"  {name} " in r.stdout
+
+
+# Every command and flag users and scripts type; the CLI's modules may move, these may not.
+COMMANDS_AND_FLAGS = {
+    "": "--base --corpus --db --gpu-layers --lanes --max-tokens --models-dir --search-backend --seed --temperature --tuned --verbose --version",
+    "agreement": "--db --session",
+    "app": "--base --corpus --db --gpu-layers --lanes --max-tokens --models-dir --search-backend --seed --temperature --tuned",
+    "ask": "--base --corpus --db --gpu-layers --json --lanes --max-tokens --models-dir --prefill --search-backend --seed --stop --temperature --top-k --top-p --tuned",
+    "browse": "--db --port",
+    "corpus": "",
+    "corpus add": "--corpus",
+    "corpus search": "--corpus --json",
+    "demo": "--check --corpus --db --models-dir",
+    "doctor": "--base --gpu-layers --json --models-dir --tuned",
+    "export": "--all --db --force --format --model --output --tag",
+    "interrogate": "--base --corpus --db --docs --gpu-layers --json --lane --limit --models-dir --output --samples --seed --tuned",
+    "models": "--base --gpu-layers --json --models-dir --tuned",
+    "probe": "--base --corpus --db --gpu-layers --judge --lanes --limit --max-tokens --models-dir --no-ptrue --ptrue --resume --samples --search-backend --seed --set --tuned",
+    "replay": "--db --speed --step",
+    "report": "--db --json --output --signal",
+    "rerun": "--base --db --gpu-layers --json --lanes --max-tokens --models-dir --tuned",
+    "review": "--blind --db --tagger",
+    "serve": "--db --demo --host --port --public",
+    "sessions": "--db --json --limit --mode --model --search --tag",
+    "tag": "--db --label --note --tagger",
+    "validity": "--base --db --gpu-layers --invented --json --lanes --limit --max-tokens --models-dir --seed --set --tuned",
+}
+
+
+def test_every_command_and_flag_is_still_there():
+    import click
+
+    found = {}
+
+    def walk(cmd, path):
+        flags = [o for p in cmd.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
+        found[" ".join(path)] = " ".join(sorted(flags))
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+
+    walk(cli, [])
+    assert found == COMMANDS_AND_FLAGS
+
+
+def test_choices_come_from_core():
+    from playground.core.export import FORMATS
+    from playground.core.lab.report import SIGNALS
+    from playground.core.log import LABELS
+    from playground.core.prompts import MODES
+
+    def choices(command, name):
+        return tuple(next(p for p in cli.commands[command].params if p.name == name).type.choices)
+
+    assert choices("tag", "label") == LABELS
+    assert choices("sessions", "mode") == MODES
+    assert choices("export", "fmt") == FORMATS
+    assert choices("report", "signal") == tuple(SIGNALS)
+
+
+@pytest.mark.slow
+def test_validity_rows_per_lane(db_path):
+    r = run(
+        "validity", "--limit", "1", "--invented", "1", "--max-tokens", "8", "--json", db=db_path
+    )
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [(x["lane"], x["kind"]) for x in rows] == [
+        ("base:few-shot", "base"),
+        ("tuned:chat", "tuned"),
+    ]
+    for x in rows:
+        assert x["statements"] == 3  # one fact: a true and a swapped statement; one invented
+        assert 0 <= x["iiv_error"] <= 1 and x["two_times_error"] == 2 * x["iiv_error"]
+        assert x["hallucination_rate"] in (0, 0.5, 1)

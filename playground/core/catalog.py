@@ -323,3 +323,51 @@ def _extra_body(value, where: str) -> dict | None:
             f"{where}: extra_body must be a table, e.g. extra_body = {{repeat_penalty = 1.0}}"
         )
     return dict(value)
+
+
+def catalog_rows(catalog: Catalog) -> list[dict]:
+    """One row per catalog model, as `playground models` lists it: what it is and whether it loads.
+
+    A local model's GGUF header is read (not the weights): family, architecture, size,
+    quantization, chat template, context. A file that is absent reads "missing", one that cannot be
+    read "broken", with the error; a server model reads "remote". `default` is "base" or "tuned"
+    for the catalog's default pair.
+    """
+    rows = []
+    for spec in catalog.models.values():
+        row = {"id": spec.id, "kind": spec.kind, "source": spec.source, "default": None}
+        if spec.id == catalog.default_base:
+            row["default"] = "base"
+        if spec.id == catalog.default_tuned:
+            row["default"] = "tuned"
+        if spec.is_remote:
+            row.update(
+                status="remote",
+                family=spec.family or "remote",
+                path=spec.url,
+                remote_model=spec.remote_model,
+            )
+            rows.append(row)
+            continue
+        try:
+            info = spec.inspect()
+            row.update(
+                status="found",
+                family=spec.family_name(info),
+                architecture=info.architecture,
+                parameters=info.parameters_human,
+                size_mb=round(info.size / 1e6, 1),
+                quantization=info.quantization,
+                chat_template=info.has_chat_template or bool(spec.chat_template),
+                context_trained=info.context_length,
+                n_ctx=spec.n_ctx,
+                path=str(info.path),
+            )
+        except (GGUFError, PlaygroundError, OSError) as e:
+            row.update(
+                status="missing" if "not found" in str(e) else "broken",
+                error=str(e),
+                family=spec.family or "?",
+            )
+        rows.append(row)
+    return rows

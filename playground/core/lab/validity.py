@@ -82,3 +82,46 @@ def classify(model: Model, sts: list[Statement]) -> dict:
         "auroc": scores.auroc(vals, labels),
         "scores": vals,
     }
+
+
+def compare(pg, questions, sts: list[Statement], max_tokens: int, status=None) -> list[dict]:
+    """Each lane of `pg` as a generator and its model as a classifier, one result row per lane.
+
+    Every lane answers every probe in `questions` (greedy, from a fresh conversation) and the
+    answers are graded; each model then classifies `sts` once, however many lanes share it.
+    `status(text)`, when given, hears what is being done. A row holds the lane, its model and kind,
+    the classifier's error and AUROC (None without a model), the number of statements, the
+    hallucination rate of the answers and twice the classifier error (the paper's bound).
+    """
+    from playground.core.engine import Sampling
+    from playground.core.lab.grading import grade
+
+    say = status or (lambda text: None)
+    outcomes: dict[str, list[str]] = {lane.spec.text: [] for lane in pg.lanes}
+    for i, p in enumerate(questions, 1):
+        say(f"generating answers… {i}/{len(questions)}")
+        pg.reset_conversations()
+        for r in pg.ask(p.question, Sampling(max_tokens=max_tokens)):
+            outcomes[r.lane.spec.text].append(grade(p, r.text)["outcome"])
+    classified: dict[str, dict] = {}
+    for lane in pg.lanes:
+        if lane.model is not None and lane.model.model_id not in classified:
+            say(f"scoring {len(sts)} statements with {lane.model.model_id}…")
+            classified[lane.model.model_id] = classify(lane.model, sts)
+    rows = []
+    for lane in pg.lanes:
+        c = classified.get(lane.model.model_id) if lane.model else None
+        s = scores.simpleqa(outcomes[lane.spec.text])
+        rows.append(
+            {
+                "lane": lane.spec.text,
+                "model": lane.model.model_id if lane.model else lane.spec.model,
+                "kind": lane.model_spec.kind if lane.model_spec else None,
+                "iiv_error": c["error"] if c else None,
+                "iiv_auroc": c["auroc"] if c else None,
+                "statements": c["n"] if c else 0,
+                "hallucination_rate": s["incorrect"],
+                "two_times_error": 2 * c["error"] if c else None,
+            }
+        )
+    return rows

@@ -1,0 +1,151 @@
+"""Options shared by several commands, declared once, and what they turn into (a catalog, a log).
+
+A command takes an option from here when another command has the same one; an option only one
+command has stays with that command, unless its choices are ones `core` defines (labels, modes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from playground.core.catalog import Catalog
+from playground.core.errors import PlaygroundError
+from playground.core.lanes import Playground
+from playground.core.locations import default_db_path
+from playground.core.log import LABELS, SessionLog
+from playground.core.prompts import MODES
+
+SEARCH_BACKENDS = ("offline", "web", "recorded")
+
+db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Session database (default: sessions/playground.db here, or $PLAYGROUND_DB).",
+)
+
+corpus_option = click.option(
+    "--corpus",
+    "corpus_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Offline search corpus (default: the user cache).",
+)
+
+models_dir_option = click.option(
+    "--models-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Catalog folder (default: ./models, or $PLAYGROUND_MODELS_DIR).",
+)
+
+temperature_option = click.option(
+    "--temperature",
+    type=click.FloatRange(0.0, 5.0),
+    default=0.0,
+    show_default=True,
+    help="0 = greedy.",
+)
+
+label_option = click.option("--label", required=True, type=click.Choice(LABELS))
+mode_option = click.option("--mode", type=click.Choice(MODES), default=None)
+
+tagger_option = click.option(
+    "--tagger",
+    default=None,
+    help="Your name (default: config user.tagger, $PLAYGROUND_TAGGER, or the OS user).",
+)
+
+
+def json_option(help: str = "Print JSON (for scripts)."):
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def lanes_option(default: str | None, help: str | None = None):
+    shown = {"show_default": True} if default is not None else {}
+    return click.option("--lanes", "lanes_text", default=default, help=help, **shown)
+
+
+def max_tokens_option(default: int, most: int = 32768):
+    return click.option(
+        "--max-tokens", type=click.IntRange(1, most), default=default, show_default=True
+    )
+
+
+def seed_option(default: int | None, help: str | None = None):
+    shown = {"show_default": True} if default is not None else {}
+    return click.option("--seed", type=int, default=default, help=help, **shown)
+
+
+def _remember_gpu_layers(ctx: click.Context, param, value):
+    if value is not None:
+        from playground.core.doctor import gpu_layers
+
+        try:
+            ctx.meta["gpu_layers"] = gpu_layers(value)
+        except PlaygroundError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
+def models_options(f):
+    """--models-dir, --base, --tuned and --gpu-layers: which models, for `catalog(...)`."""
+    f = click.option(
+        "--gpu-layers",
+        default=None,
+        metavar="N|all|auto",
+        expose_value=False,
+        callback=_remember_gpu_layers,
+        help="Layers to offload to the GPU for every model (default: each model's catalog setting).",
+    )(f)
+    f = click.option("--tuned", "tuned", metavar="PATH", help="Use this GGUF as the tuned model.")(
+        f
+    )
+    f = click.option("--base", "base", metavar="PATH", help="Use this GGUF as the base model.")(f)
+    return models_dir_option(f)
+
+
+def search_options(f):
+    """--search-backend and --corpus: where +search lanes search."""
+    f = click.option(
+        "--search-backend",
+        type=click.Choice(SEARCH_BACKENDS),
+        default="offline",
+        show_default=True,
+        help="Where +search lanes search: the offline corpus, the web (ddgs), or results recorded in the database.",
+    )(f)
+    return corpus_option(f)
+
+
+def catalog(models_dir: Path | None, base: str | None, tuned: str | None) -> Catalog:
+    """The catalog the models options name, with --gpu-layers applied when it was given."""
+    cat = Catalog.load(models_dir)
+    if base:
+        cat = cat.with_override("base", base)
+    if tuned:
+        cat = cat.with_override("tuned", tuned)
+    ctx = click.get_current_context(silent=True)
+    layers = ctx.meta.get("gpu_layers") if ctx is not None else None
+    if layers is not None:
+        cat = cat.with_gpu_layers(layers)
+    return cat
+
+
+def open_log(db_path: Path | None, must_exist: bool = True) -> SessionLog:
+    """The session log --db names; reading commands refuse to create an empty one."""
+    path = db_path or default_db_path()
+    if must_exist and not path.exists():
+        raise PlaygroundError(
+            f"no session database at {path} yet: run `playground ask` first, or pass --db"
+        )
+    return SessionLog(path)
+
+
+def check_lanes(pg: Playground) -> None:
+    """Every lane names a model the catalog knows, or one error that lists those that do not."""
+    bad = [lane.error for lane in pg.lanes if lane.model_spec is None]
+    if bad:
+        raise PlaygroundError("; ".join(bad))
