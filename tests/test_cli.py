@@ -115,12 +115,10 @@ def _lane_error(db_path, spec):
     return json.loads(r.stdout)["lanes"][0]["error"]
 
 
-@pytest.mark.slow  # the lane builds an engine Model, which reads the file
 def test_missing_model_file(db_path, tmp_path):
     assert "model file not found" in _lane_error(db_path, f"{tmp_path}/nope.gguf:raw")
 
 
-@pytest.mark.slow  # the lane builds an engine Model, which reads the file
 def test_model_that_is_not_gguf(db_path, tmp_path):
     p = tmp_path / "notes.gguf"
     p.write_text("hello")
@@ -133,12 +131,10 @@ def test_truncated_model(db_path, tmp_path, smollm2_path):
     assert "truncated" in _lane_error(db_path, f"{p}:raw")
 
 
-@pytest.mark.slow  # the lane builds an engine Model, which reads the file
 def test_directory_as_model(db_path, tmp_path):
     assert "is a directory" in _lane_error(db_path, f"{tmp_path}:raw")
 
 
-@pytest.mark.slow  # the lane builds an engine Model, which reads the file
 def test_base_override_with_missing_file(db_path, tmp_path):
     r = run(
         "ask",
