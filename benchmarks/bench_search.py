@@ -21,8 +21,9 @@ from pathlib import Path
 from playground.core.catalog import Catalog
 from playground.core.engine import Sampling
 from playground.core.facts import articles
-from playground.core.lanes import Playground, parse_lanes
+from playground.core.lanespec import parse_lanes
 from playground.core.log import SessionLog
+from playground.core.playground import Playground
 from playground.core.search.backends import Corpus
 
 QUESTIONS = [

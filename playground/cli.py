@@ -29,9 +29,10 @@ from playground.core.events import (
     Token,
 )
 from playground.core.gguf import GGUFError
-from playground.core.lanes import DEFAULT_LANES, Playground, parse_lanes
+from playground.core.lanespec import DEFAULT_LANES, parse_lanes
 from playground.core.locations import default_db_path
 from playground.core.log import SessionLog
+from playground.core.playground import Playground
 
 SAMPLE_QUESTION = "Who is Zyler Vance?"
 POLL_S = 0.1

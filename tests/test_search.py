@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from playground.core.engine import Sampling
-from playground.core.lanes import Playground, parse_lane, parse_lanes
+from playground.core.lanespec import parse_lane, parse_lanes
 from playground.core.log import SessionLog
+from playground.core.playground import Playground
 from playground.core.search.backends import Corpus, Result, SearchError, WebSearch
 from playground.core.search.markers import CLOSES, Invented, MarkerParser, Query, Text, Unterminated
 from playground.core.search.tool import neutralize, results_block

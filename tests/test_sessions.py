@@ -13,8 +13,9 @@ from playground.cli import cli
 from playground.core.config import Config
 from playground.core.demo import DemoError, load_demo
 from playground.core.engine import Sampling
-from playground.core.lanes import Playground, parse_lanes
+from playground.core.lanespec import parse_lanes
 from playground.core.log import SessionLog
+from playground.core.playground import Playground
 from playground.core.sessions import add_vote, cohen_kappa, find_sessions
 
 from .conftest import PLAYGROUND, ROOT

@@ -19,8 +19,8 @@ from playground.core.lab.grading import (
     token_f1,
 )
 from playground.core.lab.probes import Probe
-from playground.core.lanes import Playground
 from playground.core.log import SessionLog, now_iso
+from playground.core.playground import Playground
 
 PTRUE_TEMPLATE = (
     "Question: {question}\nProposed answer: {answer}\nIs the proposed answer:\n (A) True\n (B) False\n"
