@@ -17,6 +17,8 @@ from rich.text import Text
 
 from playground.core import applog
 from playground.core.catalog import Catalog
+from playground.core.db import SessionLog
+from playground.core.db.queries import BROWSE_QUERIES
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
 from playground.core.events import (
@@ -31,7 +33,6 @@ from playground.core.events import (
 from playground.core.gguf import GGUFError
 from playground.core.lanespec import DEFAULT_LANES, parse_lanes
 from playground.core.locations import default_db_path
-from playground.core.log import SessionLog
 from playground.core.playground import Playground
 
 SAMPLE_QUESTION = "Who is Zyler Vance?"
@@ -1049,13 +1050,13 @@ def report(run_id, output, signal, as_json, db_path):
         t.add_row(
             e["lane"],
             str(s["n"]),
-            rep_mod._pct(s["correct"]),
-            rep_mod._pct(s["incorrect"]),
-            rep_mod._pct(s["not_attempted"]),
-            rep_mod._pct(s["accuracy_given_attempted"]),
-            rep_mod._num(s["f"]),
-            rep_mod._pct(e["false_acceptance"]),
-            rep_mod._pct(e["false_refusal"]),
+            rep_mod.pct(s["correct"]),
+            rep_mod.pct(s["incorrect"]),
+            rep_mod.pct(s["not_attempted"]),
+            rep_mod.pct(s["accuracy_given_attempted"]),
+            rep_mod.num(s["f"]),
+            rep_mod.pct(e["false_acceptance"]),
+            rep_mod.pct(e["false_refusal"]),
         )
     console.print(t)
     t = Table(title="Score with confidence target t (wrong costs t/(1-t))")
@@ -1074,9 +1075,9 @@ def report(run_id, output, signal, as_json, db_path):
                 e["lane"],
                 c["name"],
                 str(c["n"]),
-                rep_mod._num(c["ece"]),
-                rep_mod._num(c["brier"]),
-                rep_mod._num(c["auroc"]),
+                rep_mod.num(c["ece"]),
+                rep_mod.num(c["brier"]),
+                rep_mod.num(c["auroc"]),
             )
     console.print(t)
     for e in rep["lanes"]:
@@ -1425,21 +1426,7 @@ def browse(db_path, port):
         )
     log = _open_log(db_path)
     name = log.path.stem
-    queries = {
-        "hallucination_rate_by_model_and_mode": {
-            "title": "Hallucination rate by model and mode (tagged answers)",
-            "sql": "select e.model_id, e.mode, count(*) as tagged, round(avg(t.label = 'hallucination'), 3) as hallucination_rate from tags t join exchanges e on e.id = t.exchange_id group by 1, 2 order by 4 desc",
-        },
-        "speed_by_model": {
-            "title": "Tokens per second by model",
-            "sql": "select model_id, count(*) as answers, round(avg(tokens_per_second), 1) as tokens_per_second, round(avg(time_to_first_token) * 1000) as first_token_ms from exchanges where status = 'complete' group by 1",
-        },
-        "searches_by_lane": {
-            "title": "How often each lane searched",
-            "sql": "select e.lane, count(s.id) as searches, count(distinct e.id) as answers from exchanges e left join searches s on s.exchange_id = e.id group by 1",
-        },
-    }
-    meta = {"title": "playground log", "databases": {name: {"queries": queries}}}
+    meta = {"title": "playground log", "databases": {name: {"queries": BROWSE_QUERIES}}}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(meta, fh)
     log.close()

@@ -129,9 +129,6 @@ class FakeBackend:
             mean_logprob=sum(lps) / len(lps) if lps else None,
         )
 
-    def final_options(self, options: dict, totals: Totals) -> dict | None:
-        return None
-
     def commit(self) -> None:
         self.turns.append((self.question, self.answer))
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from playground.core.db import SessionLog
 from playground.core.lab import scores
 from playground.core.lab.grading import (
     CORRECT,
@@ -17,7 +18,6 @@ from playground.core.lab.probes import Probe, ProbeError, invented, letters, loa
 from playground.core.lab.report import build, write
 from playground.core.lab.runner import get_run, run_probes, start_run
 from playground.core.lanespec import parse_lanes
-from playground.core.log import SessionLog
 from playground.core.playground import Playground
 
 

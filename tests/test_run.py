@@ -10,10 +10,10 @@ import json
 
 import pytest
 
+from playground.core.db import SessionLog
 from playground.core.engine import EngineError, Sampling
 from playground.core.events import Finished, PromptReady, SearchDone, SearchStarted, Started, Token
 from playground.core.lanespec import parse_lane
-from playground.core.log import SessionLog
 from playground.core.prompts import PromptError
 from playground.core.search.backends import Result
 from playground.core.search.tool import LIMIT_BLOCK, MAX_SEARCHES

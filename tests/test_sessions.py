@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from playground.cli import cli
 from playground.core.config import Config
+from playground.core.db import SessionLog
 from playground.core.demo import DemoError, load_demo
 from playground.core.engine import Sampling
 from playground.core.lanespec import parse_lanes
-from playground.core.log import SessionLog
 from playground.core.playground import Playground
 from playground.core.sessions import add_vote, cohen_kappa, find_sessions
 
@@ -156,7 +156,7 @@ async def test_replay_token_by_token_with_the_inspector(recorded, db_path):
     from playground.tui.screens.inspector import InspectorScreen
 
     log, sid = recorded
-    with log._immediate() as db:  # one answer lost its token rows: replay its text without them
+    with log.transaction() as db:  # one answer lost its token rows: replay its text without them
         last = db.execute("select id from exchanges where turn = 1 and lane_index = 1").fetchone()[
             0
         ]

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from playground.core.catalog import Catalog, ModelSpec
+from playground.core.db import SessionLog
 from playground.core.engine import Model, Sampling, cpu_count
 from playground.core.errors import PlaygroundError
 from playground.core.events import Event, Finished, LaneNotReady, ModelLoaded, ModelLoading, Started
 from playground.core.lanespec import LaneSpec
-from playground.core.log import SessionLog
 from playground.core.pool import ModelPool
 from playground.core.prompts import Conversation
 from playground.core.remote import RemoteConversation, RemoteModel

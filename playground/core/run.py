@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
+from playground.core.db import ExchangeRecorder, SessionLog
 from playground.core.engine import EngineError, Model, Outcome, Sampling, tokens_within
 from playground.core.events import (
     Event,
@@ -28,7 +29,6 @@ from playground.core.events import (
     Stats,
     Token,
 )
-from playground.core.log import ExchangeWriter, SessionLog
 from playground.core.prompts import Conversation
 from playground.core.remote import RemoteConversation, RemoteModel
 from playground.core.search.loop import SearchLoop
@@ -89,7 +89,6 @@ class Backend(Protocol):
     def keep_invented(self, outcome: Outcome, shown: str) -> None: ...
     def keep_answer(self, outcome: Outcome) -> None: ...
     def stats(self, totals: Totals) -> Stats | None: ...
-    def final_options(self, options: dict, totals: Totals) -> dict | None: ...
     def commit(self) -> None: ...
 
 
@@ -208,9 +207,6 @@ class LocalBackend:
             mean_logprob=float(sum(lps) / len(lps)) if lps else None,
         )
 
-    def final_options(self, options: dict, totals: Totals) -> dict | None:
-        return None
-
     def commit(self) -> None:
         self.conversation.commit(self.question, self.answer_ids, self.prompt.dropped_turns)
 
@@ -305,13 +301,6 @@ class RemoteBackend:
             complete=totals.all_logprobs,
         )
 
-    def final_options(self, options: dict, totals: Totals) -> dict | None:
-        return {
-            **options,
-            "remote": True,
-            "logprobs": bool(totals.logprobs) and totals.all_logprobs,
-        }
-
     def commit(self) -> None:
         self.conversation.turns.append((self.question, self.raw))
 
@@ -356,7 +345,7 @@ class LaneRun:
         self.emit = emit
         self.log = log
         self.fields = fields or {}
-        self.writer: ExchangeWriter | None = None
+        self.recorder: ExchangeRecorder | None = None
         self.exchange_id: int | None = None
         self.searches: list[SearchDone] = []
         self.visible = ""
@@ -397,13 +386,12 @@ class LaneRun:
     def _open(self) -> None:
         b = self.backend
         if self.log is not None:
-            self.exchange_id = self.log.start_exchange(
-                **self.fields, stop=self.sampling.stop, **b.exchange_fields(self.prompt)
-            )
-            self.writer = ExchangeWriter(self.log, self.exchange_id)
+            fields = {**self.fields, "stop": self.sampling.stop, **b.exchange_fields(self.prompt)}
+            self.recorder = ExchangeRecorder(self.log, fields, server=not b.reports_cache)
+            self.exchange_id = self.recorder.id
         self.lane.last_exchange_id = self.exchange_id
         spec = self.lane.spec
-        self.emit(
+        self._emit(
             Started(
                 self.lane.name,
                 self.exchange_id,
@@ -419,7 +407,7 @@ class LaneRun:
         """The prompt is in the model: say what it received and what came from the cache."""
         self.announced = True
         p = self.prompt
-        self.emit(
+        self._emit(
             PromptReady(
                 self.lane.name,
                 self.exchange_id,
@@ -431,42 +419,26 @@ class LaneRun:
                 p.dropped_turns,
             )
         )
-        if self.writer is None:
-            return
-        if self.backend.reports_cache:
-            self.writer.streaming(prompt_evaluated=outcome.evaluated, prompt_reused=outcome.reused)
-        else:
-            self.writer.streaming()
 
     def _prefill(self, text: str) -> None:
         """The answer starts with *text*, as if the model had written it."""
         shown, _, _ = self.search.feed(text)
         self._token(Token(self.lane.name, 0, -1, "", shown, 0.0, [], 0.0))
 
+    def _emit(self, ev: Event) -> Event:
+        """The recorder sees every event first (a search comes back with its row id)."""
+        if self.recorder is not None:
+            ev = self.recorder(ev)
+        self.emit(ev)
+        return ev
+
     def _token(self, ev: Token) -> None:
         self.visible += ev.text
-        if self.writer:
-            self.writer.token_event(ev)
-        self.emit(ev)
+        self._emit(ev)
 
     def _record(self, done: SearchDone) -> None:
-        """Log a search with the exchange; the event goes out with its row id."""
-        if self.log is not None:
-            sid = self.log.add_search(
-                self.exchange_id,
-                kind=done.kind,
-                query=done.query,
-                backend=done.backend,
-                results=done.results,
-                error=done.error,
-                seconds=done.seconds,
-                position=done.position,
-                token_index=done.token_index,
-                injected_tokens=done.injected_tokens,
-            )
-            done = replace(done, search_id=sid)
+        done = self._emit(done)  # type: ignore[assignment]
         self.searches.append(done)
-        self.emit(done)
 
     def _loop(self) -> None:
         """Segments until the answer ends: each closed query adds a results block and continues."""
@@ -523,8 +495,8 @@ class LaneRun:
             self.first = outcome
             if not self.announced:
                 self._announce(outcome)
-        elif self.resume_pending is not None and self.log is not None:
-            self.log.update_search(self.resume_pending, resume_evaluated=outcome.evaluated)
+        elif self.resume_pending is not None and self.recorder is not None:
+            self.recorder.resumed(self.resume_pending, outcome.evaluated)
             self.resume_pending = None
 
     def _answer(self, query: MarkerQuery, outcome: Outcome) -> bool:
@@ -573,20 +545,6 @@ class LaneRun:
             self.all_logprobs,
         )
         stats = self.backend.stats(totals)
-        if self.writer:
-            self.writer.text = self.visible
-            final = _final_fields(
-                self.status,
-                self.finish,
-                self.error,
-                len(self.searches),
-                stats,
-                prompt=self.backend.reports_cache,
-            )
-            options = self.backend.final_options(self.fields.get("options") or {}, totals)
-            if options is not None:
-                final["options"] = options
-            self.writer.flush(**final)
         if self.status != "error":
             self.backend.commit()
             self.lane.turns += 1
@@ -599,32 +557,7 @@ class LaneRun:
             stats,
             self.error,
         )
-        self.emit(ev)
+        self._emit(ev)
         return LaneResult(
             self.lane, self.exchange_id, self.status, self.finish, self.visible, stats, self.error
         )
-
-
-def _final_fields(
-    status: str,
-    finish: str,
-    error: str | None,
-    searches: int,
-    stats: Stats | None,
-    prompt: bool = True,
-) -> dict:
-    """The exchange row's last update."""
-    out = {"status": status, "finish_reason": finish, "error": error, "searches": searches}
-    if stats is not None:
-        if prompt:
-            out.update(prompt_evaluated=stats.evaluated, prompt_reused=stats.reused)
-        out.update(
-            completion_tokens=stats.completion_tokens,
-            answer_tokens=stats.answer_tokens,
-            time_to_first_token=stats.time_to_first_token,
-            tokens_per_second=stats.tokens_per_second,
-            total_seconds=stats.total_seconds,
-            mean_logprob=stats.mean_logprob,
-            confidence=stats.confidence,
-        )
-    return out

@@ -26,11 +26,11 @@ from textual.worker import get_current_worker
 
 from playground.core.catalog import Catalog
 from playground.core.config import Config
+from playground.core.db import LABELS, SessionLog, default_tagger
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
 from playground.core.events import Finished, LaneNotReady, ModelLoaded, ModelLoading, Started
 from playground.core.lanespec import LaneSpec, parse_lane
-from playground.core.log import LABELS, SessionLog, default_tagger
 from playground.core.playground import Lane, Playground
 from playground.core.prompts import MODES, penalty
 from playground.tui.screens.forms import LaneSettingsScreen, TextPrompt
