@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -152,20 +153,10 @@ class Playground:
         prefill: str = "",
     ) -> LaneResult:
         """Run one lane to the end (blocking; call it from a worker thread). Never raises."""
-        results: dict[int, LaneResult] = {}
         lane.cancel.clear()
-        self._run_lane_safe(
-            lane,
-            question,
-            lane.sampling or sampling,
-            emit,
-            threads,
-            turn,
-            results,
-            parent_id,
-            prefill,
+        return self._run_lane_safe(
+            lane, question, lane.sampling or sampling, emit, threads, turn, parent_id, prefill
         )
-        return results[lane.index]
 
     def searcher(self):
         """The search backend, created on first use (so lanes without search never touch it)."""
@@ -254,18 +245,12 @@ class Playground:
         workers = []
         for lane in targets:
             lane.cancel.clear()
+            run = functools.partial(
+                self._run_lane_safe, lane, question, lane.sampling or sampling, emit, threads, turn
+            )
             t = threading.Thread(
-                target=self._run_lane_safe,
-                args=(
-                    lane,
-                    question,
-                    lane.sampling or sampling,
-                    emit,
-                    threads,
-                    turn,
-                    results,
-                    None,
-                    prefill,
+                target=lambda lane=lane, run=run: results.__setitem__(
+                    lane.index, run(prefill=prefill)
                 ),
                 name=f"lane-{lane.index}",
                 daemon=True,
@@ -289,18 +274,16 @@ class Playground:
                 lane.cancel.set()
 
     def _run_lane_safe(
-        self, lane, question, sampling, emit, threads, turn, results, parent_id=None, prefill=""
-    ) -> None:
+        self, lane, question, sampling, emit, threads, turn, parent_id=None, prefill=""
+    ) -> LaneResult:
         try:
-            results[lane.index] = self._run_lane(
-                lane, question, sampling, emit, threads, turn, parent_id, prefill
-            )
+            return self._run_lane(lane, question, sampling, emit, threads, turn, parent_id, prefill)
         except Exception as e:  # never let one lane take the others down
             msg = str(e) if isinstance(e, PlaygroundError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, PlaygroundError):
                 logger.exception("lane %s failed", lane.spec.text)
             emit(Finished(lane.name, None, "error", "error", "", None, msg))
-            results[lane.index] = LaneResult(lane, None, "error", "error", "", None, msg)
+            return LaneResult(lane, None, "error", "error", "", None, msg)
 
     def _load(self, lane: Lane, emit) -> float:
         if lane.error and lane.model_spec is None:

@@ -182,16 +182,8 @@ class RemoteModel:
                 f"the server at {self.url} has no model {self.remote_model!r} (it has: {', '.join(map(str, names))})"
             )
 
-    def generate(
-        self,
-        payload: dict,
-        endpoint: str,
-        sampling: Sampling,
-        outcome: Outcome,
-        cancel: threading.Event | None = None,
-        lane: str = "",
-    ) -> Iterator[Token]:
-        """Stream a completion; fill *outcome* (text, finish reason, stats) as it goes."""
+    def _body(self, payload: dict, endpoint: str, sampling: Sampling) -> dict:
+        """The request: the catalog's extra_body, the prompt or messages, the settings."""
         body = {
             **(self.spec.extra_body or {}),
             **payload,
@@ -207,11 +199,26 @@ class RemoteModel:
             body["seed"] = sampling.seed
         if sampling.stop:
             body["stop"] = list(sampling.stop)
-        path = "/chat/completions" if endpoint == "chat" else "/completions"
         if self.spec.logprobs:
             body.update(
                 {"logprobs": True, "top_logprobs": 5} if endpoint == "chat" else {"logprobs": 5}
             )
+        return body
+
+    def generate(
+        self,
+        payload: dict,
+        endpoint: str,
+        sampling: Sampling,
+        outcome: Outcome,
+        cancel: threading.Event | None = None,
+        lane: str = "",
+    ) -> Iterator[Token]:
+        """Stream a completion; fill *outcome* (text, finish reason, stats) as it goes. The
+        stream stops on *cancel*, and after the token just yielded when the consumer sets
+        `outcome.interrupt` (a closed search query), as the engine does."""
+        body = self._body(payload, endpoint, sampling)
+        path = "/chat/completions" if endpoint == "chat" else "/completions"
         t0 = time.perf_counter()
         ttft = None
         n = 0

@@ -129,9 +129,7 @@ class LocalBackend:
     def exchange_fields(self, prompt: Prompt) -> dict:
         m = self.model
         return {
-            "model_id": m.model_id,
-            "model_kind": m.spec.kind,
-            "model_family": m.family,
+            **_model_fields(m),
             "model_path": str(m.path),
             "model_sha256": self.sha256,
             "model_info": m.info.summary(),
@@ -254,9 +252,7 @@ class RemoteBackend:
     def exchange_fields(self, prompt: Prompt) -> dict:
         m = self.model
         return {
-            "model_id": m.model_id,
-            "model_kind": m.spec.kind,
-            "model_family": m.family,
+            **_model_fields(m),
             "model_path": m.url,
             "model_info": {"remote": m.url, "model": m.remote_model, "endpoint": self.endpoint},
             "n_ctx": m.n_ctx,
@@ -303,6 +299,10 @@ class RemoteBackend:
 
     def commit(self) -> None:
         self.conversation.turns.append((self.question, self.raw))
+
+
+def _model_fields(m: Model | RemoteModel) -> dict:
+    return {"model_id": m.model_id, "model_kind": m.spec.kind, "model_family": m.family}
 
 
 def _marker_end(text: str) -> int:

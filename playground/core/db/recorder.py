@@ -15,6 +15,28 @@ from playground.core.db.store import SessionLog, token_row
 from playground.core.events import Event, Finished, PromptReady, SearchDone, Stats, Token
 
 FLUSH_EVERY_S = 0.5
+SEARCH_COLUMNS = (
+    "kind",
+    "query",
+    "backend",
+    "results",
+    "error",
+    "seconds",
+    "position",
+    "token_index",
+    "injected_tokens",
+)
+"""The columns of a searches row that a SearchDone event fills (same names)."""
+STATS_COLUMNS = (
+    "completion_tokens",
+    "answer_tokens",
+    "time_to_first_token",
+    "tokens_per_second",
+    "total_seconds",
+    "mean_logprob",
+    "confidence",
+)
+"""The columns of an exchanges row that an answer's Stats fills (same names)."""
 
 
 class ExchangeRecorder:
@@ -69,18 +91,7 @@ class ExchangeRecorder:
 
     def _search(self, ev: SearchDone) -> int:
         self.searches += 1
-        return self.log.add_search(
-            self.id,
-            kind=ev.kind,
-            query=ev.query,
-            backend=ev.backend,
-            results=ev.results,
-            error=ev.error,
-            seconds=ev.seconds,
-            position=ev.position,
-            token_index=ev.token_index,
-            injected_tokens=ev.injected_tokens,
-        )
+        return self.log.add_search(self.id, **{k: getattr(ev, k) for k in SEARCH_COLUMNS})
 
     def _finish(self, ev: Finished) -> None:
         self.text = ev.text
@@ -106,16 +117,7 @@ def _stats_fields(stats: Stats | None, prompt: bool) -> dict:
     """The exchange row's figures from an answer's Stats (*prompt*: with the prompt's cost)."""
     if stats is None:
         return {}
-    out = {}
+    out = {k: getattr(stats, k) for k in STATS_COLUMNS}
     if prompt:
         out.update(prompt_evaluated=stats.evaluated, prompt_reused=stats.reused)
-    out.update(
-        completion_tokens=stats.completion_tokens,
-        answer_tokens=stats.answer_tokens,
-        time_to_first_token=stats.time_to_first_token,
-        tokens_per_second=stats.tokens_per_second,
-        total_seconds=stats.total_seconds,
-        mean_logprob=stats.mean_logprob,
-        confidence=stats.confidence,
-    )
     return out
