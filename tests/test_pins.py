@@ -100,7 +100,10 @@ def _env(extra: dict) -> dict:
     return env
 
 
-def test_the_log_callback_joins_pieces_into_lines(caplog):
+def test_the_log_callback_joins_pieces_into_lines(caplog, monkeypatch):
+    # applog.setup() (run by any earlier in-process CLI test) stops "playground" propagating to
+    # the root logger, where caplog listens.
+    monkeypatch.setattr(applog.log, "propagate", True)
     cb = applog._LlamaLog()
     with caplog.at_level("DEBUG", logger=applog.LLAMA_LOGGER):
         cb(2, b"llama_kv_cache: using ", None)

@@ -233,9 +233,9 @@ class Playground:
         timeout: float = JOIN_TIMEOUT_S,
         prefill: str = "",
     ) -> list[LaneResult]:
-        """*prefill* starts every answer with that text, as if the model had written it (a way
-        to steer it, e.g. into a search)."""
-        """Send *question* to the lanes (all, or those indexed) at once; block until all finish."""
+        """Send *question* to the lanes (all, or those indexed) at once; block until all finish.
+        *prefill* starts every answer with that text, as if the model had written it (a way to
+        steer it, e.g. into a search)."""
         emit = emit or (lambda e: None)
         self.ensure_session()
         targets = [self.lanes[i] for i in lanes] if lanes is not None else list(self.lanes)
