@@ -22,7 +22,9 @@ from pathlib import Path
 
 from playground.core.catalog import Catalog
 from playground.core.engine import Model, Outcome, Sampling
-from playground.core.lanes import ModelPool, Playground, parse_lanes
+from playground.core.lanespec import parse_lanes
+from playground.core.playground import Playground
+from playground.core.pool import ModelPool
 from playground.core.prompts import Conversation, ModeSpec
 
 PROMPT = "Once upon a time, in a small village by the sea,"
@@ -93,7 +95,8 @@ if mode == "raw":
     for m in ms:
         list(m.create_completion(m.tokenize(b"Hello there"), max_tokens=16, temperature=0.0))
 else:
-    from playground.core.lanes import Playground, parse_lanes
+    from playground.core.lanespec import parse_lanes
+    from playground.core.playground import Playground
     from playground.core.engine import Sampling
     pg = Playground(cat, parse_lanes("base:few-shot,tuned:chat"))
     pg.ask("Hello there", Sampling(max_tokens=16))

@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 from playground.core.catalog import Catalog
+from playground.core.db import SessionLog
 from playground.core.lab.probes import load_set
 from playground.core.lab.runner import run_probes, start_run
-from playground.core.lanes import ModelPool, Playground, parse_lanes
-from playground.core.log import SessionLog
+from playground.core.lanespec import parse_lanes
+from playground.core.playground import Playground
+from playground.core.pool import ModelPool
 
 LANES = "base:few-shot,tuned:chat"
 

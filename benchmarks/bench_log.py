@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from playground.core.log import ExchangeWriter, SessionLog
+from playground.core.db import ExchangeRecorder, SessionLog
+from playground.core.events import Alternative, Finished, PromptReady, Token
 
 TOKENS = 256
 
@@ -22,18 +23,17 @@ TOKENS = 256
 def ours(path: Path, n: int) -> float:
     log = SessionLog(path)
     sid = log.new_session(["bench:raw"])
+    top = [Alternative(1, "a", -1.0)] * 5
     t0 = time.perf_counter()
     for i in range(n):
-        ex = log.start_exchange(
-            session_id=sid, turn=i, lane_index=0, lane="bench:raw", question=f"q{i}", stop=[]
-        )
-        w = ExchangeWriter(log, ex)
-        w.streaming(prompt_evaluated=10, prompt_reused=0)
+        fields = {"session_id": sid, "turn": i, "lane_index": 0, "lane": "bench:raw"}
+        rec = ExchangeRecorder(log, {**fields, "question": f"q{i}", "stop": []})
+        rec(PromptReady("bench", rec.id, "", [], [], 10, 0))
         for p in range(TOKENS):
-            w.token(p, p, "tok", -0.5, [[1, "a", -1.0]] * 5, p * 0.01, "tok")
+            rec(Token("bench", p, p, "tok", "tok", -0.5, top, p * 0.01))
             if p % 64 == 63:
-                w.flush()  # a lane flushes about every half second while it streams
-        w.flush(status="complete", finish_reason="length", completion_tokens=TOKENS)
+                rec.flush()  # a lane flushes about every half second while it streams
+        rec(Finished("bench", rec.id, "complete", "length", "tok" * TOKENS))
     dt = time.perf_counter() - t0
     log.close()
     return n / dt

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from playground.core.catalog import Catalog
 from playground.core.engine import Sampling
-from playground.core.lanes import Playground, parse_lanes
+from playground.core.lanespec import parse_lanes
+from playground.core.playground import Playground
 
 PROMPT = "Once upon a time, in a small village by the sea,"
 

@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 from playground.core.catalog import Catalog
+from playground.core.db import SessionLog
 from playground.core.engine import Sampling
 from playground.core.facts import articles
-from playground.core.lanes import Playground, parse_lanes
-from playground.core.log import SessionLog
+from playground.core.lanespec import parse_lanes
+from playground.core.playground import Playground
 from playground.core.search.backends import Corpus
 
 QUESTIONS = [

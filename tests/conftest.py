@@ -21,7 +21,7 @@ os.environ.pop("PLAYGROUND_DB", None)
 os.environ.pop("PLAYGROUND_MODELS_DIR", None)
 
 from playground.core.catalog import Catalog  # noqa: E402
-from playground.core.lanes import ModelPool  # noqa: E402
+from playground.core.pool import ModelPool  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYGROUND = [sys.executable, "-m", "playground.cli"]

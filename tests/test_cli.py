@@ -219,7 +219,7 @@ def test_every_area_fails_with_one_line(tmp_path, monkeypatch, args, message):
 
 
 def _logged(db_path):
-    from playground.core.log import SessionLog
+    from playground.core.db import SessionLog
 
     log = SessionLog(db_path)
     sid = log.new_session(["base:few-shot", "tuned:chat"])
@@ -319,9 +319,9 @@ def test_every_command_and_flag_is_still_there():
 
 
 def test_choices_come_from_core():
+    from playground.core.db import LABELS
     from playground.core.export import FORMATS
     from playground.core.lab.report import SIGNALS
-    from playground.core.log import LABELS
     from playground.core.prompts import MODES
 
     def choices(command, name):

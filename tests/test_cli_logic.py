@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from playground.core import browse, export, rerun
+from playground.core.db import SessionLog
 from playground.core.lab import validity
-from playground.core.log import SessionLog
 from playground.core.sessions import session
 
 

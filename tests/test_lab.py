@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from playground.core.db import SessionLog
 from playground.core.lab import scores
 from playground.core.lab.grading import (
     CORRECT,
@@ -16,8 +17,8 @@ from playground.core.lab.grading import (
 from playground.core.lab.probes import Probe, ProbeError, invented, letters, load_file, load_set
 from playground.core.lab.report import build, write
 from playground.core.lab.runner import get_run, run_probes, start_run
-from playground.core.lanes import Playground, parse_lanes
-from playground.core.log import SessionLog
+from playground.core.lanespec import parse_lanes
+from playground.core.playground import Playground
 
 
 def test_penalty_and_target_score():

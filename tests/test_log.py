@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from playground.core.log import SCHEMA_VERSION, LogError, SessionLog
+from playground.core.db import LogError, SessionLog
+from playground.core.db.migrations import SCHEMA_VERSION
 
 from .conftest import PLAYGROUND, ROOT
 
@@ -156,7 +157,7 @@ def test_kill_9_leaves_an_interrupted_partial_answer(db_path):
 
 WRITER = r"""
 import sys
-from playground.core.log import SessionLog
+from playground.core.db import SessionLog
 log = SessionLog(sys.argv[1])
 sid = log.new_session(["writer:" + sys.argv[2]])
 for i in range(int(sys.argv[3])):
@@ -225,3 +226,81 @@ def test_two_playground_processes_on_one_database(db_path):
             conn.execute("select count(*) from tokens where exchange_id = ?", (ex,)).fetchone()[0]
             == n
         )
+
+
+# -- the recorder: the log as a consumer of the event stream --------------------------------------
+
+
+def _recorded(db_path, events, server=False):
+    from playground.core.db import ExchangeRecorder
+
+    log = SessionLog(db_path)
+    sid = log.new_session(["x:raw"])
+    fields = {"session_id": sid, "turn": 0, "lane_index": 0, "lane": "x:raw", "options": {"a": 1}}
+    rec = ExchangeRecorder(log, fields, server=server)
+    out = [rec(ev) for ev in events(rec.id)]
+    return log, rec.id, out
+
+
+def test_the_recorder_writes_an_exchange_from_its_events(db_path):
+    from playground.core.events import (
+        NO_TOKEN,
+        Alternative,
+        Finished,
+        PromptReady,
+        SearchDone,
+        Stats,
+        Token,
+    )
+
+    stats = Stats(3, 3, 0, 2, 2, 0.1, 10.0, 0.3, -0.5)
+
+    def events(ex):
+        return [
+            PromptReady("l", ex, "Q: hi\nA:", [1, 2, 3], [False] * 3, 3, 0),
+            Token("l", 0, 7, " Hi", " Hi", -0.25, [Alternative(7, " Hi", -0.25)], 0.01),
+            SearchDone("l", "q", "tool", "offline", [{"title": "t"}], None, 0.1, 3, 1, 12),
+            Token("l", 1, 8, "!", "", -0.75, [], 0.02),
+            Token("l", 2, NO_TOKEN, "", "!", 0.0, [], 0.02),  # released text: no token row
+            Finished("l", ex, "complete", "eos", " Hi!", stats),
+        ]
+
+    log, ex, out = _recorded(db_path, events)
+    assert out[2].search_id == log.searches(ex)[0]["id"]
+    row = log.exchange(ex)
+    assert (row["status"], row["finish_reason"], row["output_text"]) == ("complete", "eos", " Hi!")
+    assert (row["prompt_evaluated"], row["prompt_reused"], row["searches"]) == (3, 0, 1)
+    assert (row["completion_tokens"], row["mean_logprob"]) == (2, -0.5)
+    assert json.loads(row["options"]) == {"a": 1}
+    rows = log.tokens(ex)
+    assert [(t["position"], t["token_id"], t["text"], t["logprob"]) for t in rows] == [
+        (0, 7, " Hi", -0.25),
+        (1, 8, "!", -0.75),
+    ]
+    assert json.loads(rows[0]["top"]) == [[7, " Hi", -0.25]]
+
+
+def test_a_server_token_without_probability_round_trips(db_path):
+    """NULL id and NULL log-prob in the table, SERVER_TOKEN and NaN in the event: one conversion
+    each way, shared by replay and review (review used to crash on the NULL)."""
+    import math
+
+    from playground.core.db import token_event
+    from playground.core.events import SERVER_TOKEN, Finished, PromptReady, Token
+
+    def events(ex):
+        return [
+            PromptReady("l", ex, "[]", [], [], 0, 0),
+            Token("l", 0, SERVER_TOKEN, "Hi", "Hi", math.nan, [], 0.5),
+            Finished("l", ex, "complete", "stop", "Hi"),
+        ]
+
+    log, ex, _ = _recorded(db_path, events, server=True)
+    [row] = log.tokens(ex)
+    assert (row["token_id"], row["logprob"]) == (None, None)
+    ev = token_event(row, "lane", "Hi")
+    assert (ev.token_id, ev.piece, ev.text, ev.elapsed) == (SERVER_TOKEN, "Hi", "Hi", 0.5)
+    assert math.isnan(ev.logprob)
+    ex_row = log.exchange(ex)
+    assert ex_row["prompt_evaluated"] is None  # a server keeps its prompt cache to itself
+    assert json.loads(ex_row["options"]) == {"a": 1, "remote": True, "logprobs": False}

@@ -14,9 +14,11 @@ import urllib.request
 import pytest
 
 from playground.core.catalog import Catalog
+from playground.core.db import SessionLog
 from playground.core.engine import Sampling
-from playground.core.lanes import ModelPool, Playground, parse_lanes
-from playground.core.log import SessionLog
+from playground.core.lanespec import parse_lanes
+from playground.core.playground import Playground
+from playground.core.pool import ModelPool
 
 from .conftest import ROOT
 

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from playground.core.db import SessionLog
 from playground.core.engine import Sampling
-from playground.core.lanes import Playground, parse_lane, parse_lanes
-from playground.core.log import SessionLog
+from playground.core.lanespec import parse_lane, parse_lanes
+from playground.core.playground import Playground
 from playground.core.search.backends import Corpus, Result, SearchError, WebSearch
 from playground.core.search.markers import CLOSES, Invented, MarkerParser, Query, Text, Unterminated
 from playground.core.search.tool import neutralize, results_block
@@ -378,7 +379,7 @@ def test_recorded_results_replay_offline(catalog, pool, db_path):
 
 
 def test_schema_1_database_migrates_to_searches(tmp_path):
-    from playground.core.log import MIGRATIONS
+    from playground.core.db.migrations import MIGRATIONS
 
     p = tmp_path / "old.db"
     import sqlite_utils

@@ -11,10 +11,11 @@ from click.testing import CliRunner
 
 from playground.cli import cli
 from playground.core.config import Config
+from playground.core.db import SessionLog
 from playground.core.demo import DemoError, load_demo
 from playground.core.engine import Sampling
-from playground.core.lanes import Playground, parse_lanes
-from playground.core.log import SessionLog
+from playground.core.lanespec import parse_lanes
+from playground.core.playground import Playground
 from playground.core.sessions import add_vote, cohen_kappa, find_sessions
 
 from .conftest import PLAYGROUND, ROOT
@@ -155,7 +156,7 @@ async def test_replay_token_by_token_with_the_inspector(recorded, db_path):
     from playground.tui.screens.inspector import InspectorScreen
 
     log, sid = recorded
-    with log._immediate() as db:  # one answer lost its token rows: replay its text without them
+    with log.transaction() as db:  # one answer lost its token rows: replay its text without them
         last = db.execute("select id from exchanges where turn = 1 and lane_index = 1").fetchone()[
             0
         ]
@@ -211,6 +212,36 @@ async def test_review_and_tag_three_answers(recorded, db_path):
     } == {"rev"}
     vote = next(log.db.query("select * from votes"))
     assert vote["blind"] == 1 and vote["verdict"] == "better"
+
+
+async def test_review_shows_a_server_answer_without_probabilities(db_path):
+    """A server that sends no log-probs leaves NULL in the tokens table; review used to crash on
+    it (math.exp(None)) and now converts rows as replay does."""
+    import math
+
+    from playground.core.db import ExchangeRecorder
+    from playground.core.events import SERVER_TOKEN, Finished, PromptReady, Token
+    from playground.tui.app import ReviewApp
+
+    log = SessionLog(db_path)
+    sid = log.new_session(["remote:chat"])
+    fields = {"session_id": sid, "turn": 0, "lane_index": 0, "lane": "remote:chat"}
+    rec = ExchangeRecorder(log, {**fields, "question": "Hi?"}, server=True)
+    for ev in [
+        PromptReady("l", rec.id, "[]", [], [], 0, 0),
+        Token("l", 0, SERVER_TOKEN, "Hello", "Hello", math.nan, [], 0.1),
+        Token("l", 1, SERVER_TOKEN, " there", " there", -0.5, [], 0.2),
+        Finished("l", rec.id, "complete", "stop", "Hello there"),
+    ]:
+        rec(ev)
+    app = ReviewApp(SessionLog(db_path), sid, blind=False, tagger="rev")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        body = app.screen.query_one("#review-body").content.plain
+        assert "Hello" in body and "there" in body
+        await pilot.press("c")
+        await pilot.pause(0.1)
+    assert [t["label"] for t in log.tags(rec.id)] == ["correct"]
 
 
 @pytest.mark.slow

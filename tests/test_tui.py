@@ -304,10 +304,11 @@ async def test_search_shows_in_the_lane_and_expands(db_path, tmp_path):
 
 
 async def test_lab_screen_opens_logged_answers_in_the_lanes(db_path, catalog, pool):
+    from playground.core.db import SessionLog
     from playground.core.lab.probes import load_set
     from playground.core.lab.runner import run_probes, start_run
-    from playground.core.lanes import Playground, parse_lanes
-    from playground.core.log import SessionLog
+    from playground.core.lanespec import parse_lanes
+    from playground.core.playground import Playground
     from playground.tui.screens.lab import LabScreen
 
     log = SessionLog(db_path)

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from playground.cli import options as opt
+from playground.core.db import SessionLog
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
 from playground.core.events import (
@@ -26,9 +27,9 @@ from playground.core.events import (
     SearchStarted,
     Token,
 )
-from playground.core.lanes import DEFAULT_LANES, Playground, parse_lanes
+from playground.core.lanespec import DEFAULT_LANES, parse_lanes
 from playground.core.locations import default_db_path
-from playground.core.log import SessionLog
+from playground.core.playground import Playground
 
 SAMPLE_QUESTION = "Who is Zyler Vance?"
 POLL_S = 0.1

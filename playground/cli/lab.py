@@ -11,11 +11,12 @@ from rich.table import Table
 from rich.text import Text
 
 from playground.cli import options as opt
+from playground.core.db import SessionLog
 from playground.core.errors import PlaygroundError
 from playground.core.lab.report import SIGNALS
-from playground.core.lanes import Playground, parse_lanes
+from playground.core.lanespec import parse_lanes
 from playground.core.locations import default_db_path
-from playground.core.log import SessionLog
+from playground.core.playground import Playground
 
 PROBE_LANES = "base:few-shot,base:few-shot+abstain@0.75,tuned:chat,tuned:chat+abstain@0.75"
 
@@ -165,13 +166,13 @@ def _answers_table(rep: dict) -> Table:
         t.add_row(
             e["lane"],
             str(s["n"]),
-            rep_mod._pct(s["correct"]),
-            rep_mod._pct(s["incorrect"]),
-            rep_mod._pct(s["not_attempted"]),
-            rep_mod._pct(s["accuracy_given_attempted"]),
-            rep_mod._num(s["f"]),
-            rep_mod._pct(e["false_acceptance"]),
-            rep_mod._pct(e["false_refusal"]),
+            rep_mod.pct(s["correct"]),
+            rep_mod.pct(s["incorrect"]),
+            rep_mod.pct(s["not_attempted"]),
+            rep_mod.pct(s["accuracy_given_attempted"]),
+            rep_mod.num(s["f"]),
+            rep_mod.pct(e["false_acceptance"]),
+            rep_mod.pct(e["false_refusal"]),
         )
     return t
 
@@ -200,9 +201,9 @@ def _calibration_table(rep: dict) -> Table:
                 e["lane"],
                 c["name"],
                 str(c["n"]),
-                rep_mod._num(c["ece"]),
-                rep_mod._num(c["brier"]),
-                rep_mod._num(c["auroc"]),
+                rep_mod.num(c["ece"]),
+                rep_mod.num(c["brier"]),
+                rep_mod.num(c["auroc"]),
             )
     return t
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import click
 
 from playground.core.catalog import Catalog
+from playground.core.db import LABELS, SessionLog
 from playground.core.errors import PlaygroundError
-from playground.core.lanes import Playground
 from playground.core.locations import default_db_path
-from playground.core.log import LABELS, SessionLog
+from playground.core.playground import Playground
 from playground.core.prompts import MODES
 
 SEARCH_BACKENDS = ("offline", "web", "recorded")

@@ -13,7 +13,7 @@ from playground.cli import options as opt
 from playground.core import applog
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
-from playground.core.lanes import DEFAULT_LANES
+from playground.core.lanespec import DEFAULT_LANES
 from playground.core.locations import default_db_path
 
 

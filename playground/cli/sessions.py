@@ -14,7 +14,8 @@ from rich.text import Text
 from playground.cli import options as opt
 from playground.core.errors import PlaygroundError
 from playground.core.export import FORMATS
-from playground.core.lanes import Playground, parse_lanes
+from playground.core.lanespec import parse_lanes
+from playground.core.playground import Playground
 
 
 @click.command()

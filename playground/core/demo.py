@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playground.core.errors import PlaygroundError
-from playground.core.lanes import LaneSpec, parse_lanes
+from playground.core.lanespec import LaneSpec, parse_lanes
 
 STEP_KEYS = {"title", "question", "lanes", "narration", "max_tokens", "prefill", "tokens"}
 

@@ -334,12 +334,9 @@ class Model:
                 f"the prompt is {len(prompt):,} tokens but {self.model_id}'s context window is {self.n_ctx:,}"
             )
         rng = np.random.default_rng(sampling.seed)
-        stops = [s for s in sampling.stop if s]
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = ""
-        shown = 0  # characters of text already emitted
+        out = StopText(sampling.stop)
         logprobs: list[float] = []
-        cut_at: int | None = None
         with self.lock:
             t0 = time.perf_counter()
             ttft = None
@@ -362,17 +359,7 @@ class Model:
                     ttft = time.perf_counter() - t0
                 outcome.token_ids.append(token)
                 logprobs.append(lp)
-                text += decoder.decode(self.piece(token))
-                new_shown = len(text)
-                if stops:
-                    hit = _find_stop(text, stops, shown)
-                    if hit is not None:
-                        cut_at = hit
-                        new_shown = hit
-                    else:
-                        new_shown = len(text) - _held_back(text, stops)
-                delta = text[shown:new_shown] if new_shown > shown else ""
-                shown = max(shown, new_shown)
+                delta = out.add(decoder.decode(self.piece(token)))
                 yield Token(
                     lane=lane,
                     index=i,
@@ -384,7 +371,7 @@ class Model:
                     elapsed=time.perf_counter() - t0,
                 )
                 i += 1
-                if cut_at is not None:
+                if out.stopped:
                     finish = "stop"
                     break
                 if outcome.interrupt:
@@ -392,16 +379,14 @@ class Model:
                     break
                 if i < limit:
                     self.llm.eval([token])
-            if cut_at is None:
-                tail = decoder.decode(b"", final=True)
-                text += tail
-                if len(text) > shown:
-                    # flush text held back for a stop sequence that never came
-                    yield Token(lane, i, -1, "", text[shown:], 0.0, [], time.perf_counter() - t0)
-                    shown = len(text)
+            if not out.stopped:
+                # flush text held back for a stop sequence that never came
+                rest = out.rest(decoder.decode(b"", final=True))
+                if rest:
+                    yield Token(lane, i, -1, "", rest, 0.0, [], time.perf_counter() - t0)
             total = time.perf_counter() - t0
-        answer_text = text[:cut_at] if cut_at is not None else text
-        answer_ids = _ids_within(
+        answer_text = out.answer
+        answer_ids = tokens_within(
             outcome.token_ids, [self.piece(t) for t in outcome.token_ids], answer_text
         )
         n_answer = len(answer_ids)
@@ -501,6 +486,48 @@ class Model:
             self.llm.close()
 
 
+class StopText:
+    """An answer's text as it streams, cut at the first stop sequence: `add` returns what may be
+    shown now, holding back a tail that could be the start of a stop sequence."""
+
+    def __init__(self, stops: Sequence[str]):
+        self.stops = [s for s in stops if s]
+        self.text = ""
+        self.shown = 0  # characters of text already released
+        self.cut_at: int | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.cut_at is not None
+
+    @property
+    def answer(self) -> str:
+        """The text before the stop sequence (all of it if none came)."""
+        return self.text[: self.cut_at] if self.cut_at is not None else self.text
+
+    def add(self, piece: str) -> str:
+        """Append a token's text; returns the text that may be shown now."""
+        text = self.text = self.text + piece
+        new_shown = len(text)
+        if self.stops:
+            hit = _find_stop(text, self.stops, self.shown)
+            if hit is not None:
+                self.cut_at = hit
+                new_shown = hit
+            else:
+                new_shown = len(text) - _held_back(text, self.stops)
+        delta = text[self.shown : new_shown] if new_shown > self.shown else ""
+        self.shown = max(self.shown, new_shown)
+        return delta
+
+    def rest(self, tail: str = "") -> str:
+        """The generation ended without a stop: *tail* appended, the text still held back."""
+        self.text += tail
+        rest = self.text[self.shown :]
+        self.shown = len(self.text)
+        return rest
+
+
 def _find_stop(text: str, stops: list[str], shown: int) -> int | None:
     """Earliest position of a stop sequence in *text* not before what is already shown."""
     best = None
@@ -522,7 +549,7 @@ def _held_back(text: str, stops: list[str]) -> int:
     return hold
 
 
-def _ids_within(ids: list[int], pieces: list[bytes], text: str) -> list[int]:
+def tokens_within(ids: list[int], pieces: list[bytes], text: str) -> list[int]:
     """The leading tokens whose bytes lie entirely inside *text*."""
     limit = len(text.encode("utf-8"))
     out, used = [], 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+NO_TOKEN = -1  # Token.token_id of text released without a token (held back for a stop or marker)
+SERVER_TOKEN = -2  # Token.token_id of a server's token: its text is known, its id is not
+
 
 @dataclass(frozen=True)
 class Alternative:
@@ -30,10 +33,10 @@ class PromptReady:
 class Token:
     lane: str
     index: int  # position in the answer, from 0
-    token_id: int
+    token_id: int  # NO_TOKEN, SERVER_TOKEN or an id of the model's vocabulary
     piece: str  # the token's own text (may be part of a multi-byte character)
     text: str  # text this token adds to the visible answer (held back while a stop may match)
-    logprob: float  # log-probability under the model (softmax of the raw logits)
+    logprob: float  # log-probability under the model (softmax of the raw logits); NaN: not sent
     top: list[Alternative] = field(default_factory=list)
     elapsed: float = 0.0  # seconds since the generation started
 

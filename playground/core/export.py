@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from playground.core import sessions as S
-from playground.core.log import SessionLog
+from playground.core.db import SessionLog
 
 FORMATS = ("jsonl", "markdown", "sft", "preferences")
 

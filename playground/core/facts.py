@@ -179,6 +179,13 @@ def articles() -> tuple[Article, ...]:
                 ),
             )
         )
+    out += _place_and_thing_articles(src)
+    out += _extra_articles()
+    return tuple(out)
+
+
+def _place_and_thing_articles(src: str) -> list[Article]:
+    out: list[Article] = []
     for r in _rows("inventions"):
         out.append(
             Article(
@@ -199,8 +206,7 @@ def articles() -> tuple[Article, ...]:
         )
     for r in _rows("geography"):
         out.append(Article(r["name"], src, f"{r['name']} is a {r['kind']}: {r['fact']}."))
-    out += _extra_articles()
-    return tuple(out)
+    return out
 
 
 def _extra_articles() -> list[Article]:
@@ -289,6 +295,12 @@ def questions() -> tuple[FactQuestion, ...]:
                 _pick_wrong(rows, "name", i),
             )
         )
+    out += _place_and_thing_questions()
+    return tuple(out)
+
+
+def _place_and_thing_questions() -> list[FactQuestion]:
+    out: list[FactQuestion] = []
     rows = _rows("inventions")
     for i, r in enumerate(rows):
         out.append(
@@ -322,7 +334,7 @@ def questions() -> tuple[FactQuestion, ...]:
                 _pick_wrong(rows, "answer", i),
             )
         )
-    return tuple(out)
+    return out
 
 
 def ascii_fold(s: str) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from playground.core.engine import EngineError, Outcome, Sampling
-from playground.core.events import Alternative, Stats, Token
+from playground.core.events import SERVER_TOKEN, Alternative, Stats, Token
 from playground.core.prompts import (
     FEW_SHOT_STOPS,
     ModeSpec,
@@ -31,7 +31,6 @@ from playground.core.prompts import (
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0
-NO_ID = -2  # a token from a server: its text and probability are known, its id is not
 
 
 class RemoteError(EngineError):
@@ -146,18 +145,31 @@ class RemoteModel:
             h["Authorization"] = f"Bearer {self._key}"
         return h
 
+    def _error(
+        self, e: httpx.HTTPError, timeout: str, failed: str, cut: str | None = None
+    ) -> RemoteError:
+        """One message for each way HTTP fails: unreachable, silent for too long (*timeout*),
+        cut off mid-answer (*cut*: how far it got; without it, such a failure is *failed*)."""
+        if isinstance(e, httpx.ConnectError):
+            return RemoteError(f"cannot reach the server at {self.url} ({_why(e)})")
+        if isinstance(e, httpx.TimeoutException):
+            return RemoteError(f"the server at {self.url} {timeout}")
+        if cut is not None and isinstance(e, httpx.RemoteProtocolError | httpx.ReadError):
+            return RemoteError(
+                f"the server at {self.url} stopped in the middle of the answer, {cut} ({_why(e)})"
+            )
+        return RemoteError(f"{failed}: {_why(e)}")
+
     def check(self) -> None:
         """Reach the server and find the model; a clear error otherwise."""
         try:
             r = httpx.get(f"{self.url}/models", headers=self._headers(), timeout=CONNECT_TIMEOUT_S)
-        except httpx.ConnectError as e:
-            raise RemoteError(f"cannot reach the server at {self.url} ({_why(e)})") from e
-        except httpx.TimeoutException as e:
-            raise RemoteError(
-                f"the server at {self.url} did not answer within {CONNECT_TIMEOUT_S:g} s"
-            ) from e
         except httpx.HTTPError as e:
-            raise RemoteError(f"the server at {self.url} failed: {_why(e)}") from e
+            raise self._error(
+                e,
+                timeout=f"did not answer within {CONNECT_TIMEOUT_S:g} s",
+                failed=f"the server at {self.url} failed",
+            ) from e
         if r.status_code == 401:
             raise RemoteError(
                 f"the server at {self.url} wants an API key: set {self.spec.api_key_env or 'api_key_env in the catalog'}"
@@ -170,16 +182,8 @@ class RemoteModel:
                 f"the server at {self.url} has no model {self.remote_model!r} (it has: {', '.join(map(str, names))})"
             )
 
-    def generate(
-        self,
-        payload: dict,
-        endpoint: str,
-        sampling: Sampling,
-        outcome: Outcome,
-        cancel: threading.Event | None = None,
-        lane: str = "",
-    ) -> Iterator[Token]:
-        """Stream a completion; fill *outcome* (text, finish reason, stats) as it goes."""
+    def _body(self, payload: dict, endpoint: str, sampling: Sampling) -> dict:
+        """The request: the catalog's extra_body, the prompt or messages, the settings."""
         body = {
             **(self.spec.extra_body or {}),
             **payload,
@@ -195,11 +199,26 @@ class RemoteModel:
             body["seed"] = sampling.seed
         if sampling.stop:
             body["stop"] = list(sampling.stop)
-        path = "/chat/completions" if endpoint == "chat" else "/completions"
         if self.spec.logprobs:
             body.update(
                 {"logprobs": True, "top_logprobs": 5} if endpoint == "chat" else {"logprobs": 5}
             )
+        return body
+
+    def generate(
+        self,
+        payload: dict,
+        endpoint: str,
+        sampling: Sampling,
+        outcome: Outcome,
+        cancel: threading.Event | None = None,
+        lane: str = "",
+    ) -> Iterator[Token]:
+        """Stream a completion; fill *outcome* (text, finish reason, stats) as it goes. The
+        stream stops on *cancel*, and after the token just yielded when the consumer sets
+        `outcome.interrupt` (a closed search query), as the engine does."""
+        body = self._body(payload, endpoint, sampling)
+        path = "/chat/completions" if endpoint == "chat" else "/completions"
         t0 = time.perf_counter()
         ttft = None
         n = 0
@@ -215,6 +234,9 @@ class RemoteModel:
                     r.read()
                     raise RemoteError(f"the server answered HTTP {r.status_code}: {_short(r.text)}")
                 for line in r.iter_lines():
+                    if outcome.interrupt:  # the lane runner stops here (a closed query)
+                        finish = "tool"
+                        break
                     if cancel is not None and cancel.is_set():
                         finish = "cancelled"
                         break
@@ -238,11 +260,11 @@ class RemoteModel:
                         text += piece
                         if lp is not None:
                             logprobs.append(lp)
-                        outcome.token_ids.append(NO_ID)
+                        outcome.token_ids.append(SERVER_TOKEN)
                         yield Token(
                             lane,
                             n,
-                            NO_ID,
+                            SERVER_TOKEN,
                             piece,
                             piece,
                             lp if lp is not None else math.nan,
@@ -259,18 +281,13 @@ class RemoteModel:
                         raise RemoteError(
                             f"the server closed the stream after {n} tokens without finishing"
                         )
-        except httpx.ConnectError as e:
-            raise RemoteError(f"cannot reach the server at {self.url} ({_why(e)})") from e
-        except httpx.TimeoutException as e:
-            raise RemoteError(
-                f"the server at {self.url} sent nothing for {self.read_timeout:g} s after {n} tokens"
-            ) from e
-        except (httpx.RemoteProtocolError, httpx.ReadError) as e:
-            raise RemoteError(
-                f"the server at {self.url} stopped in the middle of the answer, after {n} tokens ({_why(e)})"
-            ) from e
         except httpx.HTTPError as e:
-            raise RemoteError(f"the request to {self.url} failed: {_why(e)}") from e
+            raise self._error(
+                e,
+                timeout=f"sent nothing for {self.read_timeout:g} s after {n} tokens",
+                failed=f"the request to {self.url} failed",
+                cut=f"after {n} tokens",
+            ) from e
         finally:
             outcome.text = text
         total = time.perf_counter() - t0
@@ -288,7 +305,7 @@ def _pieces(choice: dict, endpoint: str):
         if lp:
             for item in lp:
                 top = [
-                    Alternative(NO_ID, t.get("token", ""), t.get("logprob", math.nan))
+                    Alternative(SERVER_TOKEN, t.get("token", ""), t.get("logprob", math.nan))
                     for t in item.get("top_logprobs") or []
                 ]
                 yield item.get("token", ""), item.get("logprob"), top
@@ -303,7 +320,7 @@ def _pieces(choice: dict, endpoint: str):
             lp["tokens"], lp.get("token_logprobs") or [None] * len(lp["tokens"]), tops, strict=False
         ):
             alts = [
-                Alternative(NO_ID, k, v)
+                Alternative(SERVER_TOKEN, k, v)
                 for k, v in sorted((top or {}).items(), key=lambda kv: -kv[1])
             ]
             yield tok, p, alts

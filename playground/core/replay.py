@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 
+from playground.core.db import SessionLog, token_event
 from playground.core.events import (
-    Alternative,
+    NO_TOKEN,
     Finished,
     PromptReady,
     SearchDone,
@@ -18,14 +19,13 @@ from playground.core.events import (
     Stats,
     Token,
 )
-from playground.core.log import SessionLog
 
 
 def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list:
     """Started, PromptReady, the searches and tokens in stream order, Finished."""
     ex = log.exchange(exchange_id)
     tokens = log.tokens(exchange_id)
-    searches = log.searches(exchange_id) if "searches" in log.db.table_names() else []
+    searches = log.searches(exchange_id)
     sampling = {k: ex[k] for k in ("temperature", "top_p", "top_k", "seed", "max_tokens")}
     options = json.loads(ex["options"] or "{}") if ex.get("options") else {}
     events: list = [
@@ -67,31 +67,26 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list:
             delta = ""
             if visible.startswith(piece, pos):
                 delta, pos = piece, pos + len(piece)
-            top = [Alternative(a[0], a[1], a[2]) for a in json.loads(t["top"] or "[]")]
-            events.append(
-                Token(
-                    lane,
-                    t["position"],
-                    t["token_id"] if t["token_id"] is not None else -2,  # a server's token
-                    piece,
-                    delta,
-                    t["logprob"] if t["logprob"] is not None else float("nan"),
-                    top,
-                    t["elapsed"] or 0.0,
-                )
-            )
+            events.append(token_event(t, lane, delta))
             text += delta
         if pos < len(visible):  # text the token pieces do not account for (held-back stop text)
             events.append(
                 Token(
-                    lane, len(tokens), -1, "", visible[pos:], 0.0, [], tokens[-1]["elapsed"] or 0.0
+                    lane,
+                    len(tokens),
+                    NO_TOKEN,
+                    "",
+                    visible[pos:],
+                    0.0,
+                    [],
+                    tokens[-1]["elapsed"] or 0.0,
                 )
             )
             text += visible[pos:]
     else:
         text = ex["output_text"] or ""
         if text:
-            events.append(Token(lane, 0, -1, "", text, 0.0, [], 0.0))
+            events.append(Token(lane, 0, NO_TOKEN, "", text, 0.0, [], 0.0))
     events += [_search(s, lane) for s in pending]
     stats = None
     if ex["completion_tokens"] is not None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
+from playground.core.db import SessionLog
 from playground.core.engine import Sampling
-from playground.core.lanes import Playground
-from playground.core.log import SessionLog
+from playground.core.playground import Playground
 from playground.core.sessions import exchanges
 
 

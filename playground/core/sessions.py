@@ -6,8 +6,8 @@ import json
 from collections import Counter
 from itertools import combinations
 
+from playground.core.db import LABELS, ExchangeRow, SessionLog, default_tagger, now_iso, queries
 from playground.core.errors import PlaygroundError
-from playground.core.log import LABELS, SessionLog, default_tagger, now_iso
 
 VERDICTS = ("better", "tie", "both_bad")
 HONEST_REFUSAL = (
@@ -28,47 +28,13 @@ def find_sessions(
     limit: int = 100,
 ) -> list[dict]:
     """Sessions with their lanes, turns and tag counts, filtered by model, mode, tag or full text."""
-    where, args = [], []
-    if model:
-        where.append("s.id in (select session_id from exchanges where model_id like ?)")
-        args.append(f"%{model}%")
-    if mode:
-        where.append("s.id in (select session_id from exchanges where mode = ?)")
-        args.append(mode)
-    if tag:
-        if tag not in LABELS:
-            raise SessionError(f"unknown tag {tag!r}: use one of {', '.join(LABELS)}")
-        where.append(
-            "s.id in (select e.session_id from tags t join exchanges e on e.id = t.exchange_id where t.label = ?)"
-        )
-        args.append(tag)
-    if text:
-        terms = " ".join('"' + w.replace('"', "") + '"' for w in text.split())
-        where.append(
-            "s.id in (select e.session_id from exchanges_fts f join exchanges e on e.id = f.rowid where exchanges_fts match ?)"
-        )
-        args.append(terms)
-    sql = f"""
-        select s.id, s.created_at, s.lanes, s.title, s.parent_id,
-               (select count(distinct e.turn) from exchanges e where e.session_id = s.id) as turns,
-               (select count(*) from exchanges e where e.session_id = s.id) as exchanges,
-               (select count(*) from tags t join exchanges e on t.exchange_id = e.id where e.session_id = s.id) as tags,
-               (select count(*) from exchanges e where e.session_id = s.id
-                  and not exists (select 1 from tags t where t.exchange_id = e.id)) as untagged
-        from sessions s {"where " + " and ".join(where) if where else ""}
-        order by s.created_at desc limit {int(limit)}
-    """
-    with log._lock:
-        return list(log.db.query(sql, args))
+    if tag and tag not in LABELS:
+        raise SessionError(f"unknown tag {tag!r}: use one of {', '.join(LABELS)}")
+    return queries.find_sessions(log, model, mode, tag, text, limit)
 
 
 def session(log: SessionLog, session_id: str) -> dict:
-    with log._lock:
-        rows = list(
-            log.db.query(
-                "select * from sessions where id = ? or id like ?", [session_id, f"{session_id}%"]
-            )
-        )
+    rows = queries.sessions_starting(log, session_id)
     if not rows:
         raise SessionError(f"no session {session_id!r} in {log.path} (see `playground sessions`)")
     if len(rows) > 1:
@@ -78,15 +44,9 @@ def session(log: SessionLog, session_id: str) -> dict:
 
 def exchanges(
     log: SessionLog, session_id: str | None = None, latest_only: bool = False
-) -> list[dict]:
+) -> list[ExchangeRow]:
     """A session's exchanges (all sessions' with None), in turn and lane order."""
-    sql = (
-        "select * from exchanges"
-        + (" where session_id = ?" if session_id else "")
-        + " order by session_id, turn, lane_index, id"
-    )
-    with log._lock:
-        rows = list(log.db.query(sql, [session_id] if session_id else []))
+    rows = queries.exchanges(log, session_id)
     if latest_only:  # a regenerated answer replaces its parent in transcripts
         replaced = {r["parent_id"] for r in rows if r["parent_id"]}
         rows = [r for r in rows if r["id"] not in replaced]
@@ -107,20 +67,19 @@ def add_vote(
         raise SessionError(f"unknown verdict {verdict!r}: use one of {', '.join(VERDICTS)}")
     if verdict == "better" and winner not in exchange_ids:
         raise SessionError("a 'better' vote names the winning exchange among those compared")
-    with log._immediate() as db:
-        db["votes"].insert(
-            {
-                "session_id": session_id,
-                "turn": turn,
-                "winner_exchange_id": winner if verdict == "better" else None,
-                "exchange_ids": json.dumps(exchange_ids),
-                "verdict": verdict,
-                "blind": int(blind),
-                "tagger": tagger or default_tagger(),
-                "created_at": now_iso(),
-            }
-        )
-        return int(db.conn.execute("select last_insert_rowid()").fetchone()[0])
+    return queries.add_vote(
+        log,
+        {
+            "session_id": session_id,
+            "turn": turn,
+            "winner_exchange_id": winner if verdict == "better" else None,
+            "exchange_ids": json.dumps(exchange_ids),
+            "verdict": verdict,
+            "blind": int(blind),
+            "tagger": tagger or default_tagger(),
+            "created_at": now_iso(),
+        },
+    )
 
 
 def cohen_kappa(a: list[str], b: list[str]) -> float | None:
@@ -136,13 +95,9 @@ def cohen_kappa(a: list[str], b: list[str]) -> float | None:
 
 def agreement(log: SessionLog, session_id: str | None = None) -> list[dict]:
     """For each pair of taggers: how many exchanges both tagged, raw agreement, Cohen's kappa."""
-    sql = """select t.exchange_id, t.tagger, t.label from tags t join exchanges e on e.id = t.exchange_id"""
-    sql += " where e.session_id = ?" if session_id else ""
-    sql += " order by t.id"
     latest: dict[tuple[int, str], str] = {}
-    with log._lock:
-        for r in log.db.query(sql, [session_id] if session_id else []):
-            latest[(r["exchange_id"], r["tagger"])] = r["label"]
+    for r in queries.tags_in_order(log, session_id):
+        latest[(r["exchange_id"], r["tagger"])] = r["label"]
     by_tagger: dict[str, dict[int, str]] = {}
     for (ex, tagger), label in latest.items():
         by_tagger.setdefault(tagger, {})[ex] = label
@@ -263,11 +218,8 @@ def export_sft(log: SessionLog, rows: list[dict]) -> list[dict]:
 
 def export_preferences(log: SessionLog, session_id: str | None = None) -> list[dict]:
     """Votes as DPO preference pairs: the chosen answer against each answer it beat."""
-    sql = "select * from votes" + (" where session_id = ?" if session_id else "") + " order by id"
-    with log._lock:
-        votes = list(log.db.query(sql, [session_id] if session_id else []))
     out = []
-    for v in votes:
+    for v in queries.votes(log, session_id):
         if v["verdict"] != "better":
             continue
         winner = log.exchange(v["winner_exchange_id"])

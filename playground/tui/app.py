@@ -26,11 +26,12 @@ from textual.worker import get_current_worker
 
 from playground.core.catalog import Catalog
 from playground.core.config import Config
+from playground.core.db import LABELS, SessionLog, default_tagger
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
 from playground.core.events import Finished, LaneNotReady, ModelLoaded, ModelLoading, Started
-from playground.core.lanes import Lane, LaneSpec, Playground, parse_lane
-from playground.core.log import LABELS, SessionLog, default_tagger
+from playground.core.lanespec import LaneSpec, parse_lane
+from playground.core.playground import Lane, Playground
 from playground.core.prompts import MODES, penalty
 from playground.tui.screens.forms import LaneSettingsScreen, TextPrompt
 from playground.tui.screens.help import HelpScreen
@@ -179,7 +180,7 @@ class PlaygroundApp(App):
             import llama_cpp
 
             gpu = llama_cpp.llama_supports_gpu_offload() and any(
-                m.n_gpu_layers != 0 for m in self.pg.pool._models.values()
+                m.n_gpu_layers != 0 for m in self.pg.pool.models()
             )
             self.device = "GPU offload" if gpu else "CPU"
         except ImportError:  # pragma: no cover - llama-cpp-python is a dependency
@@ -1080,7 +1081,7 @@ def make_app(
     gpu_layers: int | None = None,
 ) -> PlaygroundApp:
     """Build the app (used by the console script, the tests and the benchmarks)."""
-    from playground.core.lanes import parse_lanes
+    from playground.core.lanespec import parse_lanes
 
     specs = parse_lanes(lanes)
     catalog = Catalog.load(models_dir)
@@ -1105,7 +1106,7 @@ def make_replay_app(
     """The app showing a recorded session as it streamed, with no model loaded."""
     import json as _json
 
-    from playground.core.lanes import parse_lanes
+    from playground.core.lanespec import parse_lanes
     from playground.core.sessions import session
 
     sess = session(log, session_id)

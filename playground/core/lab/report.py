@@ -6,9 +6,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from playground.core.db import SessionLog
 from playground.core.lab import scores
 from playground.core.lab.runner import agreement, get_run, items
-from playground.core.log import SessionLog
 
 SIGNALS = {
     "conf_sequence": "sequence probability",
@@ -71,11 +71,13 @@ def build(log: SessionLog, run_id: int | None = None) -> dict:
     return {"run": run, "lanes": lanes, "n_items": len(rows)}
 
 
-def _pct(x) -> str:
+def pct(x) -> str:
+    """A share as a whole percentage, "-" for none."""
     return "-" if x is None else f"{x:.0%}"
 
 
-def _num(x, digits=3) -> str:
+def num(x, digits=3) -> str:
+    """A figure with *digits* decimals, "-" for none."""
     return "-" if x is None else f"{x:.{digits}f}"
 
 
@@ -94,8 +96,8 @@ def markdown(rep: dict, svgs: dict[str, str]) -> str:
     for e in rep["lanes"]:
         s = e["simpleqa"]
         out.append(
-            f"| {e['lane']} | {s['n']} | {_pct(s['correct'])} | {_pct(s['incorrect'])} | {_pct(s['not_attempted'])} | "
-            f"{_pct(s['accuracy_given_attempted'])} | {_num(s['f'])} | {_pct(e['false_acceptance'])} | {_pct(e['false_refusal'])} |"
+            f"| {e['lane']} | {s['n']} | {pct(s['correct'])} | {pct(s['incorrect'])} | {pct(s['not_attempted'])} | "
+            f"{pct(s['accuracy_given_attempted'])} | {num(s['f'])} | {pct(e['false_acceptance'])} | {pct(e['false_refusal'])} |"
         )
     out += [
         "",
@@ -120,7 +122,7 @@ def markdown(rep: dict, svgs: dict[str, str]) -> str:
     for e in rep["lanes"]:
         for c in e["calibration"].values():
             out.append(
-                f"| {e['lane']} | {c['name']} | {c['n']} | {_num(c['ece'])} | {_num(c['brier'])} | {_num(c['auroc'])} |"
+                f"| {e['lane']} | {c['name']} | {c['n']} | {num(c['ece'])} | {num(c['brier'])} | {num(c['auroc'])} |"
             )
     tagged = sum(e["human_tagged"] for e in rep["lanes"])
     if tagged:

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from playground.core.db import SessionLog, now_iso, queries
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
 from playground.core.events import Token
@@ -19,8 +20,7 @@ from playground.core.lab.grading import (
     token_f1,
 )
 from playground.core.lab.probes import Probe
-from playground.core.lanes import Playground
-from playground.core.log import SessionLog, now_iso
+from playground.core.playground import Playground
 
 PTRUE_TEMPLATE = (
     "Question: {question}\nProposed answer: {answer}\nIs the proposed answer:\n (A) True\n (B) False\n"
@@ -64,44 +64,35 @@ def start_run(
     max_tokens: int,
     options: dict,
 ) -> int:
-    with log._immediate() as db:
-        db["probe_runs"].insert(
-            {
-                "created_at": now_iso(),
-                "set_name": set_name,
-                "seed": seed,
-                "lanes": json.dumps(lanes),
-                "samples": samples,
-                "max_items": limit,
-                "max_tokens": max_tokens,
-                "options": json.dumps(options),
-                "status": "running",
-            }
-        )
-        return int(db.conn.execute("select last_insert_rowid()").fetchone()[0])
+    return queries.add_probe_run(
+        log,
+        {
+            "created_at": now_iso(),
+            "set_name": set_name,
+            "seed": seed,
+            "lanes": json.dumps(lanes),
+            "samples": samples,
+            "max_items": limit,
+            "max_tokens": max_tokens,
+            "options": json.dumps(options),
+            "status": "running",
+        },
+    )
 
 
 def get_run(log: SessionLog, run_id: int | None) -> dict:
-    sql = "select * from probe_runs " + (
-        "where id = ?" if run_id is not None else "order by id desc limit 1"
-    )
-    rows = list(log.db.query(sql, [run_id] if run_id is not None else []))
-    if not rows:
+    run = queries.probe_run(log, run_id)
+    if run is None:
         raise LabError(
             f"no probe run {run_id} in {log.path}"
             if run_id is not None
             else f"no probe runs in {log.path} yet: run `playground probe` first"
         )
-    return rows[0]
+    return run
 
 
 def done_keys(log: SessionLog, run_id: int) -> set[tuple[str, str, int]]:
-    return {
-        (r["probe_id"], r["lane"], r["sample"])
-        for r in log.db.query(
-            "select probe_id, lane, sample from probe_items where run_id = ?", [run_id]
-        )
-    }
+    return queries.probe_item_keys(log, run_id)
 
 
 def run_probes(
@@ -123,8 +114,7 @@ def run_probes(
     total = len(probes) * (1 + samples)
     done = 0
     pg.ensure_session()
-    with log._immediate() as db:
-        db["probe_runs"].update(run_id, {"session_id": pg.session_id})
+    queries.update_probe_run(log, run_id, {"session_id": pg.session_id})
     for probe in probes:
         for sample in range(samples + 1):
             done += 1
@@ -182,10 +172,8 @@ def run_probes(
                 if judge is not None and sample == 0 and probe.answers:
                     row["judge"] = judge(probe, r.text)
                 rows.append(row)
-            with log._immediate() as db:
-                db["probe_items"].insert_all(rows, ignore=True)
-    with log._immediate() as db:
-        db["probe_runs"].update(run_id, {"status": "complete", "finished_at": now_iso()})
+            queries.add_probe_items(log, rows)
+    queries.update_probe_run(log, run_id, {"status": "complete", "finished_at": now_iso()})
 
 
 def make_judge(pg_judge: Playground):
@@ -217,14 +205,7 @@ HUMAN = {
 
 def items(log: SessionLog, run_id: int) -> list[dict]:
     """The run's answers, each with its final outcome: a human tag overrides the automatic grade."""
-    rows = list(
-        log.db.query(
-            """select i.*, (select t.label from tags t where t.exchange_id = i.exchange_id
-                            order by t.id desc limit 1) as human
-               from probe_items i where i.run_id = ? order by i.id""",
-            [run_id],
-        )
-    )
+    rows = queries.probe_items(log, run_id)
     for r in rows:
         r["auto"] = r["outcome"]
         if r["human"]:

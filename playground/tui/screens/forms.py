@@ -14,7 +14,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from playground.core.engine import EngineError, Sampling
 from playground.core.errors import PlaygroundError
-from playground.core.lanes import LaneSpec, parse_lane
+from playground.core.lanespec import LaneSpec, parse_lane
 from playground.core.prompts import MODES
 
 

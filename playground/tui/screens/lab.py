@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from playground.core.lab.report import _num, _pct
+from playground.core.lab.report import num, pct
 from playground.core.lab.scores import TARGETS
 
 MARK = {"correct": "✓", "incorrect": "✗", "not_attempted": "–"}
@@ -78,11 +78,11 @@ class LabScreen(Screen[str | None]):
             s = e["simpleqa"]
             t.add_row(
                 Text(e["lane"]),
-                _pct(s["correct"]),
-                _pct(s["incorrect"]),
-                _pct(s["not_attempted"]),
-                _pct(s["accuracy_given_attempted"]),
-                _num(s["f"]),
+                pct(s["correct"]),
+                pct(s["incorrect"]),
+                pct(s["not_attempted"]),
+                pct(s["accuracy_given_attempted"]),
+                num(s["f"]),
                 *[f"{e['targets'][x]:+.2f}" for x in TARGETS],
             )
         c = Table(
@@ -106,9 +106,7 @@ class LabScreen(Screen[str | None]):
                     " " + ("·" if b is None else "▁▂▃▄▅▆▇█"[min(7, int(b["accuracy"] * 7.999))]),
                     style="bold" if b else "dim",
                 )
-            c.add_row(
-                Text(e["lane"]), _num(cal["ece"]), _num(cal["brier"]), _num(cal["auroc"]), bars
-            )
+            c.add_row(Text(e["lane"]), num(cal["ece"]), num(cal["brier"]), num(cal["auroc"]), bars)
         return Group(t, c)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
-from playground.core.log import LABELS, SessionLog
+from playground.core.db import LABELS, SessionLog, queries, token_event
 from playground.core.sessions import add_vote, exchanges, find_sessions
 from playground.tui.widgets.lane import prob_style, show_piece
 
@@ -48,7 +48,7 @@ class ReviewScreen(Screen[None]):
         self.turns: dict[int, list[dict]] = {}
         for r in rows:
             self.turns.setdefault(r["turn"], []).append(r)
-        tagged = {t["exchange_id"] for t in log.db.query("select exchange_id from tags")}
+        tagged = queries.tagged_exchange_ids(log)
         self.queue = [
             r
             for r in rows
@@ -108,11 +108,10 @@ class ReviewScreen(Screen[None]):
             )
             toks = self.log_db.tokens(other["id"]) if mine else []
             if toks:
-                for k, t in enumerate(toks):
-                    out.append(
-                        show_piece(t["text"] or ""),
-                        style=prob_style(math.exp(t["logprob"])) + (" underline" if k % 2 else ""),
-                    )
+                for k, tok in enumerate(token_event(t, "", t["text"] or "") for t in toks):
+                    known = tok.logprob == tok.logprob  # NaN: a server sent no probability
+                    style = prob_style(math.exp(tok.logprob)) if known else "reverse"
+                    out.append(show_piece(tok.piece), style=style + (" underline" if k % 2 else ""))
                 out.append("\n\n")
             else:
                 out.append(

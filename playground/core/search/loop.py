@@ -1,0 +1,146 @@
+"""The search loop of one answer: the model's markers in, results blocks out.
+
+A `LaneRun` feeds every piece of text the model writes through `SearchLoop.feed`; a completed
+`<SEARCH_START>query<SEARCH_END>` is answered by `answer` (the block to inject, or "no more
+searches" after MAX_SEARCHES), a results block the model starts inventing is reported by
+`invented`, and `release` ends the answer (text held back for a possible marker, a query left
+open). `first` is +search-first: the question's results before the question. The loop is the same
+for every backend; what a backend does with a block (token ids into a KV cache, text into the next
+request) is the backend's business.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from playground.core.events import Event, SearchDone, SearchStarted, Token
+from playground.core.search.backends import Result
+from playground.core.search.markers import Invented, MarkerParser, Query, Unterminated
+from playground.core.search.markers import Text as MarkerText
+from playground.core.search.tool import DEFAULT_BUDGET, LIMIT_BLOCK, MAX_SEARCHES, results_block
+
+RunSearch = Callable[[str], tuple[list[Result] | None, str | None, float, str]]
+"""query -> (results, error, seconds, backend name); never raises for a failed search."""
+
+INVENTED_ERROR = (
+    "the model began writing search results itself; it was stopped "
+    "(the program, not the model, supplies results)"
+)
+UNTERMINATED_ERROR = (
+    "the model opened <SEARCH_START> but the answer ended before it closed the query"
+)
+
+
+class SearchLoop:
+    """One answer's searches: which mode (None, "tool", "first"), the marker parser, the count."""
+
+    def __init__(
+        self,
+        lane: str,
+        mode: str | None,
+        run_search: RunSearch,
+        backend_name: str,
+        emit: Callable[[Event], None],
+    ):
+        self.lane = lane
+        self.mode = mode
+        self.run_search = run_search
+        self.backend_name = backend_name
+        self.emit = emit
+        self.parser = MarkerParser() if mode == "tool" else None
+        self.answered = 0  # queries of the model answered with results (not the limit block)
+
+    def first(self, question: str, count: Callable[[str], int]) -> tuple[str, SearchDone | None]:
+        """+search-first: the question with the results block before it, and the search to log
+        once the exchange exists. *count* measures text in tokens."""
+        if self.mode != "first":
+            return question, None
+        self.emit(SearchStarted(self.lane, question, "first", 0))
+        results, err, secs, backend = self.run_search(question)
+        block = results_block(results, err, count)
+        done = SearchDone(
+            self.lane,
+            question,
+            "first",
+            backend,
+            [r.as_dict() for r in results or []],
+            err,
+            secs,
+            0,
+            0,
+            count(block),
+        )
+        return block.strip("\n") + "\n\n" + question, done
+
+    def feed(self, text: str) -> tuple[str, Query | None, Invented | None]:
+        """What of *text* may be shown now, and a query or invented results block it completed."""
+        if self.parser is None:
+            return text, None, None
+        shown, query, invented = "", None, None
+        for item in self.parser.feed(text):
+            if isinstance(item, MarkerText):
+                shown += item.text
+            elif isinstance(item, Query):
+                query = item
+            elif isinstance(item, Invented):
+                invented = item
+        return shown, query, invented
+
+    def answer(
+        self,
+        query: Query,
+        position: int,
+        count: Callable[[str], int],
+        budget: int = DEFAULT_BUDGET,
+    ) -> tuple[str, str, list[Result] | None, str | None, float, str]:
+        """The block that answers a model's query: results, or a "no more searches" block after
+        MAX_SEARCHES. Returns (kind, block, results, error, seconds, backend)."""
+        if self.answered >= MAX_SEARCHES:
+            return "limit", LIMIT_BLOCK, None, "search limit reached", 0.0, self.backend_name
+        self.answered += 1
+        self.emit(SearchStarted(self.lane, query.query, "tool", position))
+        results, err, secs, backend = self.run_search(query.query)
+        block = results_block(results, err, count, budget=budget)
+        return "tool", block, results, err, secs, backend
+
+    def resume(self) -> None:
+        """The results are in the context: read the model's text again."""
+        if self.parser is not None:
+            self.parser.resume()
+
+    def invented(self, position: int, token_index: int) -> SearchDone:
+        return SearchDone(
+            self.lane,
+            "",
+            "invented",
+            "model",
+            [],
+            INVENTED_ERROR,
+            0.0,
+            position,
+            token_index,
+            0,
+        )
+
+    def release(self, index: int, position: int, t0: float) -> Iterator[Token | SearchDone]:
+        """The answer ended: the text held back for a possible marker (as Token events without a
+        token) and a query left open (as a SearchDone to log)."""
+        released = 0
+        for item in self.parser.finish() if self.parser is not None else []:
+            if isinstance(item, MarkerText):
+                released += len(item.text)
+                yield Token(self.lane, index, -1, "", item.text, 0.0, [], time.perf_counter() - t0)
+            elif isinstance(item, Unterminated):
+                yield SearchDone(
+                    self.lane,
+                    item.query,
+                    "unterminated",
+                    self.backend_name,
+                    [],
+                    UNTERMINATED_ERROR,
+                    0.0,
+                    position + released,
+                    index,
+                    0,
+                )
