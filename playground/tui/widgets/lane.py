@@ -7,8 +7,9 @@ never parsed as markup, so `[bold red]` in an answer is shown as typed.
 from __future__ import annotations
 
 import math
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rich.style import Style
 from rich.text import Text
@@ -20,6 +21,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from playground.core.engine import Sampling
+from playground.core.errors import PlaygroundError
 from playground.core.events import (
     Finished,
     ModelLoaded,
@@ -30,8 +33,20 @@ from playground.core.events import (
     Started,
     Token,
 )
+from playground.core.lanes import Lane, LaneSpec
+from playground.core.log import LABELS
+from playground.core.prompts import MODES
+from playground.tui.screens.forms import TextPrompt
+from playground.tui.widgets.lane_header import LaneHeader
 
 LAYOUT_EVERY_S = 0.3
+TARGETS = (0.5, 0.75, 0.9)  # t cycles through these abstention targets
+SEARCH_ORDER = (None, "tool", "first")
+SEARCH_NAMES = {
+    None: "search off",
+    "tool": "search tool on (the model may search)",
+    "first": "search first (results before answering)",
+}
 
 TAG_STYLES = {
     "correct": "bold black on green",
@@ -83,34 +98,28 @@ class LaneView(Vertical, can_focus=True):
     """A lane. Focus it (Tab or click) to use its keys."""
 
     BINDINGS = [
-        Binding("m", "app.lane_cycle_mode", "Mode", id="lane.mode"),
-        Binding("a", "app.lane_toggle_abstain", "Abstain", id="lane.abstain"),
-        Binding("t", "app.lane_cycle_target", "Target T", show=False, id="lane.target"),
+        Binding("m", "cycle_mode", "Mode", id="lane.mode"),
+        Binding("a", "toggle_abstain", "Abstain", id="lane.abstain"),
+        Binding("t", "cycle_target", "Target T", show=False, id="lane.target"),
         Binding("v", "toggle_tokens", "Tokens", id="lane.tokens"),
-        Binding("f", "app.lane_cycle_search", "Search", id="lane.search"),
+        Binding("f", "cycle_search", "Search", id="lane.search"),
         Binding("e", "toggle_results", "Expand results", show=False, id="lane.expand_results"),
-        Binding("i", "app.lane_inspect", "Inspect", id="lane.inspect"),
-        Binding("s", "app.lane_settings", "Settings", id="lane.settings"),
-        Binding("c", "app.lane_tag('correct')", "Correct", show=False, id="lane.tag_correct"),
+        Binding("i", "inspect", "Inspect", id="lane.inspect"),
+        Binding("s", "settings", "Settings", id="lane.settings"),
+        Binding("c", "tag('correct')", "Correct", show=False, id="lane.tag_correct"),
+        Binding("h", "tag('hallucination')", "Halluc.", show=False, id="lane.tag_hallucination"),
+        Binding("d", "tag('abstained')", "Didn't know", show=False, id="lane.tag_abstained"),
+        Binding("p", "tag('partial')", "Partial", show=False, id="lane.tag_partial"),
+        Binding("n", "tag_note", "Tag+note", show=False, id="lane.tag_note"),
+        Binding("b", "vote", "Better", show=False, id="lane.vote_better"),
+        Binding("x", "cancel", "Cancel lane", show=False, id="lane.cancel"),
+        Binding("r", "regenerate", "Regenerate", show=False, id="lane.regenerate"),
+        Binding("y", "copy_answer", "Copy", show=False, id="lane.copy"),
+        Binding("Y", "copy_code", "Copy code", show=False, id="lane.copy_code"),
+        Binding("delete", "remove_lane", "Remove lane", show=False, id="lane.remove"),
+        Binding("less_than_sign", "move_lane(-1)", "Move left", show=False, id="lane.move_left"),
         Binding(
-            "h", "app.lane_tag('hallucination')", "Halluc.", show=False, id="lane.tag_hallucination"
-        ),
-        Binding(
-            "d", "app.lane_tag('abstained')", "Didn't know", show=False, id="lane.tag_abstained"
-        ),
-        Binding("p", "app.lane_tag('partial')", "Partial", show=False, id="lane.tag_partial"),
-        Binding("n", "app.lane_tag_note", "Tag+note", show=False, id="lane.tag_note"),
-        Binding("b", "app.lane_vote", "Better", show=False, id="lane.vote_better"),
-        Binding("x", "app.lane_cancel", "Cancel lane", show=False, id="lane.cancel"),
-        Binding("r", "app.lane_regenerate", "Regenerate", show=False, id="lane.regenerate"),
-        Binding("y", "app.lane_copy", "Copy", show=False, id="lane.copy"),
-        Binding("Y", "app.lane_copy_code", "Copy code", show=False, id="lane.copy_code"),
-        Binding("delete", "app.lane_remove", "Remove lane", show=False, id="lane.remove"),
-        Binding(
-            "less_than_sign", "app.lane_move(-1)", "Move left", show=False, id="lane.move_left"
-        ),
-        Binding(
-            "greater_than_sign", "app.lane_move(1)", "Move right", show=False, id="lane.move_right"
+            "greater_than_sign", "move_lane(1)", "Move right", show=False, id="lane.move_right"
         ),
         Binding("left", "token_cursor(-1)", "Prev token", show=False, id="lane.token_prev"),
         Binding("right", "token_cursor(1)", "Next token", show=False, id="lane.token_next"),
@@ -118,15 +127,56 @@ class LaneView(Vertical, can_focus=True):
 
     token_view: reactive[bool] = reactive(False)
 
-    class TokenHover(Message):
-        def __init__(self, lane: LaneView, index: int) -> None:
-            self.lane = lane
-            self.index = index
+    # -- messages: what the lane asks of the screen that owns the playground ------------------
+    class LaneMessage(Message):
+        def __init__(self, view: LaneView) -> None:
+            self.view = view
             super().__init__()
 
-    def __init__(self, lane_key: str, **kwargs) -> None:
-        super().__init__(id=f"view-{lane_key}", classes="lane", **kwargs)
-        self.lane_key = lane_key
+    class SpecChanged(LaneMessage):
+        """The lane's model, mode, abstention or search changes from the next message on."""
+
+        def __init__(self, view: LaneView, spec: LaneSpec, why: str) -> None:
+            self.spec = spec
+            self.why = why
+            super().__init__(view)
+
+    class Tagged(LaneMessage):
+        """Tag the lane's latest answer with a label (and a note)."""
+
+        def __init__(self, view: LaneView, label: str, note: str | None = None) -> None:
+            self.label = label
+            self.note = note
+            super().__init__(view)
+
+    class Moved(LaneMessage):
+        def __init__(self, view: LaneView, delta: int) -> None:
+            self.delta = delta
+            super().__init__(view)
+
+    class SettingsWanted(LaneMessage):
+        """Open the settings form for this lane."""
+
+    class InspectWanted(LaneMessage):
+        """Show what the model received for the current answer."""
+
+    class VotedBetter(LaneMessage):
+        """This lane answered the last question better than the others."""
+
+    class CancelWanted(LaneMessage):
+        pass
+
+    class RegenerateWanted(LaneMessage):
+        pass
+
+    class RemoveWanted(LaneMessage):
+        pass
+
+    def __init__(self, lane: Lane, **kwargs) -> None:
+        super().__init__(id=f"view-{lane.key}", classes="lane", **kwargs)
+        self.lane = lane
+        self.lane_key = lane.key
+        self.last_target = 0.75  # the abstention target that a toggles back on
         self.answers: list[Answer] = []
         self.notes: list[tuple[int, str]] = []  # (position in answers, notice) e.g. mode changes
         self.header_text = Text("")
@@ -141,7 +191,7 @@ class LaneView(Vertical, can_focus=True):
         self._shown_load_state: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="lane-header", classes="lane-header")
+        yield LaneHeader(id="lane-header", classes="lane-header")
         with VerticalScroll(classes="lane-body"):
             yield Static(id="lane-placeholder", classes="lane-placeholder")
         yield Static(id="lane-detail", classes="lane-detail")
@@ -248,6 +298,10 @@ class LaneView(Vertical, can_focus=True):
         self.header_text = header
         self.dirty = True
 
+    def show_header(self, default: Sampling) -> None:
+        """Describe the lane in its header from the next frame on (default: the app's sampling)."""
+        self.set_header(LaneHeader.describe(self.lane, self.current, default))
+
     def refresh_view(self) -> None:
         """Repaint what changed since the last call (the app calls this on a timer).
 
@@ -272,7 +326,7 @@ class LaneView(Vertical, can_focus=True):
             self.dirty = False
             if self.header_text is not self._shown_header:
                 self._shown_header = self.header_text
-                self.query_one("#lane-header", Static).update(self.header_text)
+                self.query_one(LaneHeader).update(self.header_text)
             placeholder = self.query_one("#lane-placeholder", Static)
             if placeholder.display != (not self.answers):
                 placeholder.display = not self.answers
@@ -469,3 +523,93 @@ class LaneView(Vertical, can_focus=True):
             self.dirty = True
             self.mark_answer()
             self.refresh_view()
+
+    # -- lane keys: widget-only ones act here, the others post a message to the lanes screen ----
+    def action_cycle_mode(self) -> None:
+        spec = self.lane.spec
+        mode = MODES[(MODES.index(spec.mode) + 1) % len(MODES)]
+        self.post_message(self.SpecChanged(self, replace(spec, mode=mode), f"mode is now {mode}"))
+
+    def action_cycle_search(self) -> None:
+        spec = self.lane.spec
+        nxt = SEARCH_ORDER[(SEARCH_ORDER.index(spec.search) + 1) % len(SEARCH_ORDER)]
+        self.post_message(self.SpecChanged(self, replace(spec, search=nxt), SEARCH_NAMES[nxt]))
+
+    def action_toggle_abstain(self) -> None:
+        spec = self.lane.spec
+        if spec.abstain is None:
+            target = self.last_target
+            why = f"abstention on, T={target:g}"
+            self.post_message(self.SpecChanged(self, replace(spec, abstain=target), why))
+        else:
+            self.last_target = spec.abstain
+            self.post_message(self.SpecChanged(self, replace(spec, abstain=None), "abstention off"))
+
+    def action_cycle_target(self) -> None:
+        spec = self.lane.spec
+        cur = spec.abstain
+        nxt = next((x for x in TARGETS if cur is None or x > cur + 1e-9), TARGETS[0])
+        self.last_target = nxt
+        why = f"abstention T={nxt:g}"
+        self.post_message(self.SpecChanged(self, replace(spec, abstain=nxt), why))
+
+    def action_settings(self) -> None:
+        self.post_message(self.SettingsWanted(self))
+
+    def action_inspect(self) -> None:
+        self.post_message(self.InspectWanted(self))
+
+    def action_tag(self, label: str, note: str | None = None) -> None:
+        self.post_message(self.Tagged(self, label, note))
+
+    def action_tag_note(self) -> None:
+        def check(value: str) -> None:
+            label, _, _ = value.strip().partition(" ")
+            if not any(x.startswith(label.lower()) for x in LABELS) or not label:
+                raise PlaygroundError(f"start with a label: {', '.join(LABELS)}")
+
+        def done(value: str | None) -> None:
+            if value:
+                label, _, note = value.strip().partition(" ")
+                full = next(x for x in LABELS if x.startswith(label.lower()))
+                self.action_tag(full, note.strip() or None)
+
+        self.app.push_screen(
+            TextPrompt(
+                "Tag the answer: a label, then a note",
+                "hallucination invented a film",
+                validate=check,
+            ),
+            done,
+        )
+
+    def action_vote(self) -> None:
+        self.post_message(self.VotedBetter(self))
+
+    def action_cancel(self) -> None:
+        self.post_message(self.CancelWanted(self))
+
+    def action_regenerate(self) -> None:
+        self.post_message(self.RegenerateWanted(self))
+
+    def action_remove_lane(self) -> None:
+        self.post_message(self.RemoveWanted(self))
+
+    def action_move_lane(self, delta: int) -> None:
+        self.post_message(self.Moved(self, delta))
+
+    def action_copy_answer(self) -> None:
+        if self.current is None:
+            return
+        self.app.copy_to_clipboard(self.current.text.strip())
+        self.app.notify("Answer copied to the clipboard.")
+
+    def action_copy_code(self) -> None:
+        if self.current is None:
+            return
+        blocks = re.findall(r"```[^\n]*\n(.*?)```", self.current.text, re.S)
+        if not blocks:
+            self.app.notify("No code block in this answer.", severity="warning")
+            return
+        self.app.copy_to_clipboard(blocks[-1])
+        self.app.notify("Code block copied to the clipboard.")

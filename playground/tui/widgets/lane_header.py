@@ -1,0 +1,78 @@
+"""A lane's header: its number, model and family, and the settings of the answer shown.
+
+When the lane's settings changed after the answer on screen was made, a second line says what the
+next message will use, so the header never claims settings that the answer did not have.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.widgets import Static
+
+from playground.core.engine import Sampling
+from playground.core.lanes import Lane
+from playground.core.prompts import penalty
+
+if TYPE_CHECKING:
+    from playground.tui.widgets.lane import Answer
+
+COMPARED = ("temperature", "top_p", "top_k", "max_tokens", "seed")
+
+
+def settings_text(mode: str, abstain: float | None, s: dict, search: str | None = None) -> str:
+    """One line: mode, search, abstention target and sampling, as the header shows them."""
+    parts = [mode]
+    if search:
+        parts.append("search tool" if search == "tool" else "search first")
+    if abstain is not None:
+        parts.append(f"abstain T={abstain:g} (wrong costs {penalty(abstain):.3g})")
+    parts.append("greedy" if not s.get("temperature") else f"temp {s['temperature']:g}")
+    if s.get("temperature") and s.get("top_p", 1) < 1:
+        parts.append(f"top-p {s['top_p']:g}")
+    if s.get("temperature") and s.get("top_k"):
+        parts.append(f"top-k {s['top_k']}")
+    parts.append(f"max {s.get('max_tokens')}")
+    if s.get("seed") is not None:
+        parts.append(f"seed {s['seed']}")
+    return " · ".join(parts)
+
+
+class LaneHeader(Static):
+    """The top of a lane. `describe` builds its text; the lane view shows it on its next frame."""
+
+    @staticmethod
+    def describe(lane: Lane, answer: Answer | None, default: Sampling) -> Text:
+        spec = lane.model_spec
+        t = Text()
+        t.append(f"{lane.index + 1} ", style="bold reverse")
+        t.append(" ")
+        if spec is None:
+            t.append(lane.spec.model, style="bold red")
+        else:
+            t.append(spec.id, style="bold")
+            t.append(" · ")
+            kind_style = "bold green" if spec.kind == "tuned" else "bold yellow"
+            t.append("base" if spec.kind == "base" else "tuned", style=kind_style)
+            t.append(" · " + spec.family_name(lane.model.info if lane.model else None))
+        t.append("\n")
+        shown = answer.settings if answer and answer.settings else None
+        mode = answer.mode if shown else lane.spec.mode
+        abstain = answer.abstain if shown else lane.spec.abstain
+        search = answer.search if shown else lane.spec.search
+        settings = shown or (lane.sampling or default).as_dict()
+        t.append(settings_text(mode, abstain, settings, search))
+        nxt = (lane.sampling or default).as_dict()
+        if shown and (
+            lane.spec.mode != mode
+            or lane.spec.abstain != abstain
+            or lane.spec.search != search
+            or any(nxt[k] != settings.get(k) for k in COMPARED)
+        ):
+            t.append("\nnext: ", style="yellow")
+            t.append(
+                settings_text(lane.spec.mode, lane.spec.abstain, nxt, lane.spec.search),
+                style="yellow",
+            )
+        return t
