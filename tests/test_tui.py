@@ -4,6 +4,7 @@ import sqlite3
 import time
 
 import pytest
+from rich.style import Style
 
 from playground.core.config import Config
 from playground.core.engine import Sampling
@@ -154,7 +155,13 @@ async def test_inspector_shows_the_chat_template_special_tokens(db_path):
         await pilot.pause(0.2)
         assert isinstance(app.screen, InspectorScreen)
         shown = app.screen.query_one("#inspector-text").content
-        specials = {shown.plain[s.start : s.end] for s in shown.spans if "magenta" in str(s.style)}
+        special = app.screen.get_component_rich_style("inspector--special", partial=True)
+        assert special.bgcolor is not None  # a theme colour (app.tcss), not a hard-coded one
+        specials = {
+            shown.plain[s.start : s.end]
+            for s in shown.spans
+            if isinstance(s.style, Style) and s.style.bgcolor == special.bgcolor
+        }
         assert specials == {"<|im_start|>", "<|im_end|>"}
         assert "What is 2+2?" in shown.plain
         summary = app.screen.query_one(".title").content.plain
@@ -348,3 +355,33 @@ async def test_lab_screen_opens_logged_answers_in_the_lanes(db_path, catalog, po
         await pilot.press("i")
         await pilot.pause(0.2)
         assert isinstance(app.screen, InspectorScreen)
+
+
+async def test_colours_come_from_the_theme(db_path):
+    """A light theme repaints the lanes (finished answers included) in its own colours."""
+    app = app_for(db_path, max_tokens=4)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await ask(pilot, "Name a colour.")
+        base, tuned = app.main.views.values()
+        tuned.focus()
+        await pilot.press("h")
+        await pilot.pause(0.2)
+
+        def colours():
+            answer = tuned.query(".lane-answer").first().content
+            header = base.query_one("#lane-header").content
+            question = answer.spans[0].style  # "You: "
+            tag = next(
+                s.style for s in answer.spans if "hallucination" in answer.plain[s.start : s.end]
+            )
+            kind = next(s.style for s in header.spans if header.plain[s.start : s.end] == "base")
+            return question.color, tag.bgcolor, kind.color
+
+        dark = colours()
+        assert dark[0] == tuned.get_component_rich_style("lane--question", partial=True).color
+        app.theme = "textual-light"
+        await pilot.pause(0.3)
+        light = colours()
+        assert all(a != b for a, b in zip(dark, light, strict=True)), (dark, light)
+        assert light[0] == tuned.get_component_rich_style("lane--question", partial=True).color

@@ -30,6 +30,8 @@ CSS_PATH = Path(__file__).parent / "app.tcss"
 
 
 class PlaygroundApp(App):
+    """The config, the keymap and the main screen: `LanesScreen`, or its replay or demo kind."""
+
     CSS_PATH = CSS_PATH
     TITLE = "playground"
     SUB_TITLE = "base vs tuned, side by side"

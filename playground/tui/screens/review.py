@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -35,6 +36,8 @@ class ReviewScreen(Screen[None]):
         Binding("0", "vote_even('both_bad')", "Both bad", show=False),
         Binding("escape,q", "dismiss(None)", "Close"),
     ]
+
+    COMPONENT_CLASSES = {"review--question", "review--done"}  # colours: app.tcss
 
     def __init__(
         self, log: SessionLog, session_id: str, blind: bool = False, tagger: str | None = None
@@ -72,6 +75,7 @@ class ReviewScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.show()
+        self.watch(self.app, "theme", lambda: self.call_after_refresh(self.show), init=False)
 
     @property
     def current(self) -> dict | None:
@@ -92,11 +96,17 @@ class ReviewScreen(Screen[None]):
             )
         )
         if r is None:
-            body.update(Text("Every answer of this session is tagged. Esc closes.", style="green"))
+            body.update(
+                Text(
+                    "Every answer of this session is tagged. Esc closes.",
+                    style=self.get_component_rich_style("review--done", partial=True),
+                )
+            )
             return
         out = Text()
-        out.append("Question: ", style="bold cyan")
-        out.append(r["question"] + "\n\n", style="cyan")
+        question = self.get_component_rich_style("review--question", partial=True)
+        out.append("Question: ", style=Style(bold=True) + question)
+        out.append(r["question"] + "\n\n", style=question)
         turn = self.turns.get(r["turn"], [])
         for i, other in enumerate(turn):
             mine = other["id"] == r["id"]

@@ -48,13 +48,6 @@ SEARCH_NAMES = {
     "first": "search first (results before answering)",
 }
 
-TAG_STYLES = {
-    "correct": "bold black on green",
-    "hallucination": "bold white on red",
-    "abstained": "bold black on yellow",
-    "partial": "bold black on cyan",
-}
-
 
 def prob_style(p: float) -> str:
     """Background from red (unlikely) through yellow to green (likely)."""
@@ -125,6 +118,19 @@ class LaneView(Vertical, can_focus=True):
         Binding("right", "token_cursor(1)", "Next token", show=False, id="lane.token_next"),
     ]
 
+    # Colours come from the theme (app.tcss), so light themes work too.
+    COMPONENT_CLASSES = {
+        "lane--question",  # "You: " and the question
+        "lane--tag-correct",
+        "lane--tag-hallucination",
+        "lane--tag-abstained",
+        "lane--tag-partial",
+        "lane--warning",  # cancelled, a search stopped or cut short
+        "lane--error",
+        "lane--search",  # a search's label and query
+        "lane--chosen",  # the sampled token among the alternatives
+    }
+
     token_view: reactive[bool] = reactive(False)
 
     # -- messages: what the lane asks of the screen that owns the playground ------------------
@@ -179,7 +185,8 @@ class LaneView(Vertical, can_focus=True):
         self.last_target = 0.75  # the abstention target that a toggles back on
         self.answers: list[Answer] = []
         self.notes: list[tuple[int, str]] = []  # (position in answers, notice) e.g. mode changes
-        self.header_text = Text("")
+        self._header_default = Sampling()  # the app's sampling, for the header
+        self._header_due = True
         self.status_text = Text("")
         self.load_state = "waiting"
         self.cursor: int | None = None
@@ -187,7 +194,6 @@ class LaneView(Vertical, can_focus=True):
         self.dirty_answers: set[int] = set()
         self._answer_widgets: list[Static] = []
         self._last_layout = 0.0
-        self._shown_header: Text | None = None
         self._shown_load_state: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -294,13 +300,25 @@ class LaneView(Vertical, can_focus=True):
         self.dirty = True
 
     # -- rendering --------------------------------------------------------------------------
-    def set_header(self, header: Text) -> None:
-        self.header_text = header
+    def show_header(self, default: Sampling) -> None:
+        """Describe the lane in its header on the next frame (default: the app's sampling)."""
+        self._header_default = default
+        self._header_due = True
         self.dirty = True
 
-    def show_header(self, default: Sampling) -> None:
-        """Describe the lane in its header from the next frame on (default: the app's sampling)."""
-        self.set_header(LaneHeader.describe(self.lane, self.current, default))
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", self._restyle, init=False)
+
+    def _restyle(self) -> None:
+        """Another theme: paint the header and every answer again in its colours."""
+        self._header_due = True
+        self._shown_load_state = None
+        self.dirty = True
+        self.dirty_answers.update(range(len(self.answers)))
+        self.call_after_refresh(self.refresh_view)
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"lane--{name}", partial=True)
 
     def refresh_view(self) -> None:
         """Repaint what changed since the last call (the app calls this on a timer).
@@ -324,15 +342,16 @@ class LaneView(Vertical, can_focus=True):
         self.dirty_answers.clear()
         if self.dirty:
             self.dirty = False
-            if self.header_text is not self._shown_header:
-                self._shown_header = self.header_text
-                self.query_one(LaneHeader).update(self.header_text)
+            if self._header_due:
+                self._header_due = False
+                self.query_one(LaneHeader).show(self.lane, self.current, self._header_default)
             placeholder = self.query_one("#lane-placeholder", Static)
             if placeholder.display != (not self.answers):
                 placeholder.display = not self.answers
             if self.load_state != self._shown_load_state:
                 self._shown_load_state = self.load_state
-                style = "red" if self.load_state.startswith("Not ready") else "dim"
+                not_ready = self.load_state.startswith("Not ready")
+                style = self._style("error") if not_ready else Style(dim=True)
                 placeholder.update(Text(self.load_state, style=style))
             self.query_one("#lane-detail", Static).update(self._render_detail(), layout=False)
             self.query_one("#lane-status", Static).update(self._render_status(), layout=False)
@@ -349,11 +368,13 @@ class LaneView(Vertical, can_focus=True):
         return "\n".join(parts)
 
     def _render_answer(self, ans: Answer) -> Text:
+        bold = Style(bold=True)
         out = Text()
-        out.append("You: ", style="bold cyan")
-        out.append(ans.question + "\n", style="cyan")
+        out.append("You: ", style=bold + self._style("question"))
+        out.append(ans.question + "\n", style=self._style("question"))
         for tag in ans.tags:
-            out.append(f" {tag} ", style=TAG_STYLES.get(tag, "reverse"))
+            known = tag in ("correct", "hallucination", "abstained", "partial")
+            out.append(f" {tag} ", style=bold + self._style(f"tag-{tag}") if known else "reverse")
             out.append(" ")
         if ans.tags:
             out.append("\n")
@@ -370,38 +391,39 @@ class LaneView(Vertical, can_focus=True):
                 body = body.strip()
             out.append(body or ("…" if ans.status in ("waiting", "starting", "streaming") else ""))
         if ans.status == "cancelled":
-            out.append("  [cancelled]", style="bold yellow")
+            out.append("  [cancelled]", style=bold + self._style("warning"))
         elif ans.status == "error":
-            out.append(f"\n{ans.error}", style="bold red")
+            out.append(f"\n{ans.error}", style=bold + self._style("error"))
         out.append("\n")
         return out
 
-    @staticmethod
-    def _render_search(search: dict) -> Text:
+    def _render_search(self, search: dict) -> Text:
+        bold, warning = Style(bold=True), self._style("warning")
         out = Text()
         kind = search["kind"]
         if kind == "invented":
             out.append(
                 "\n⚠ the model started writing its own search results: stopped\n",
-                style="bold yellow",
+                style=bold + warning,
             )
             return out
         if kind == "unterminated":
             out.append(
-                f"\n⚠ unterminated search: <SEARCH_START>{search['query']}\n", style="bold yellow"
+                f"\n⚠ unterminated search: <SEARCH_START>{search['query']}\n",
+                style=bold + warning,
             )
             return out
         label = "searched first" if kind == "first" else "search"
-        out.append(f"\n» {label}: ", style="bold magenta")
-        out.append(search["query"], style="magenta")
+        out.append(f"\n» {label}: ", style=bold + self._style("search"))
+        out.append(search["query"], style=self._style("search"))
         if search.get("pending"):
             out.append("  searching…\n", style="dim")
             return out
         if kind == "limit":
-            out.append("  (search limit reached: the model must answer)\n", style="yellow")
+            out.append("  (search limit reached: the model must answer)\n", style=warning)
             return out
         if search.get("error"):
-            out.append(f"  search failed: {search['error']}\n", style="red")
+            out.append(f"  search failed: {search['error']}\n", style=self._style("error"))
             return out
         results = search.get("results") or []
         out.append(
@@ -460,7 +482,9 @@ class LaneView(Vertical, can_focus=True):
         for alt in tok.top:
             chosen = alt.token_id == tok.token_id
             out.append(f"{math.exp(alt.logprob):6.1%} ", style="bold" if chosen else "")
-            out.append(repr(alt.text), style="bold green" if chosen else "")
+            out.append(
+                repr(alt.text), style=Style(bold=True) + self._style("chosen") if chosen else ""
+            )
             out.append("  ")
         return out
 
@@ -492,7 +516,7 @@ class LaneView(Vertical, can_focus=True):
             ]
             out.append(" · ".join(p for p in parts if p))
         elif ans.status == "error":
-            out.append("error", style="bold red")
+            out.append("error", style=Style(bold=True) + self._style("error"))
         return out
 
     # -- interaction --------------------------------------------------------------------------

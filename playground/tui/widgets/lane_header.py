@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
@@ -40,21 +41,35 @@ def settings_text(mode: str, abstain: float | None, s: dict, search: str | None 
 
 
 class LaneHeader(Static):
-    """The top of a lane. `describe` builds its text; the lane view shows it on its next frame."""
+    """The top of a lane; its colours come from the theme (`app.tcss`)."""
 
-    @staticmethod
-    def describe(lane: Lane, answer: Answer | None, default: Sampling) -> Text:
+    COMPONENT_CLASSES = {
+        "lane-header--unknown",  # a model the catalog does not know
+        "lane-header--tuned",
+        "lane-header--base",
+        "lane-header--next",  # the settings of the next message, when they differ
+    }
+
+    def show(self, lane: Lane, answer: Answer | None, default: Sampling) -> None:
+        """Describe *lane* with the settings of *answer* (default: the app's sampling)."""
+        self.update(self.describe(lane, answer, default))
+
+    def describe(self, lane: Lane, answer: Answer | None, default: Sampling) -> Text:
+        def style(name: str) -> Style:
+            return self.get_component_rich_style(f"lane-header--{name}", partial=True)
+
+        bold = Style(bold=True)
         spec = lane.model_spec
         t = Text()
         t.append(f"{lane.index + 1} ", style="bold reverse")
         t.append(" ")
         if spec is None:
-            t.append(lane.spec.model, style="bold red")
+            t.append(lane.spec.model, style=bold + style("unknown"))
         else:
             t.append(spec.id, style="bold")
             t.append(" · ")
-            kind_style = "bold green" if spec.kind == "tuned" else "bold yellow"
-            t.append("base" if spec.kind == "base" else "tuned", style=kind_style)
+            kind = "base" if spec.kind == "base" else "tuned"
+            t.append(kind, style=bold + style(kind))
             t.append(" · " + spec.family_name(lane.model.info if lane.model else None))
         t.append("\n")
         shown = answer.settings if answer and answer.settings else None
@@ -70,9 +85,9 @@ class LaneHeader(Static):
             or lane.spec.search != search
             or any(nxt[k] != settings.get(k) for k in COMPARED)
         ):
-            t.append("\nnext: ", style="yellow")
+            t.append("\nnext: ", style=style("next"))
             t.append(
                 settings_text(lane.spec.mode, lane.spec.abstain, nxt, lane.spec.search),
-                style="yellow",
+                style=style("next"),
             )
         return t
