@@ -385,3 +385,25 @@ async def test_colours_come_from_the_theme(db_path):
         light = colours()
         assert all(a != b for a, b in zip(dark, light, strict=True)), (dark, light)
         assert light[0] == tuned.get_component_rich_style("lane--question", partial=True).color
+
+
+async def test_move_and_remove_lanes_with_their_keys(db_path):
+    app = app_for(db_path, lanes="base:few-shot,tuned:chat,tuned:raw")
+    async with app.run_test(size=(150, 40)) as pilot:
+        await ready(pilot)
+        first = app.main.views[app.main.pg.lanes[0].key]
+        first.focus()
+        await pilot.press("greater_than_sign")  # move right
+        await pilot.pause(0.2)
+        assert [lane.spec.text for lane in app.main.pg.lanes] == [
+            "tuned:chat",
+            "base:few-shot",
+            "tuned:raw",
+        ]
+        assert list(app.query_one("#lanes").children).index(first) == 1
+        assert header_of(first).startswith("2 ")
+        await pilot.press("delete")
+        await pilot.pause(0.2)
+        assert [lane.spec.text for lane in app.main.pg.lanes] == ["tuned:chat", "tuned:raw"]
+        assert first not in app.main.views.values() and len(app.query(LaneView)) == 2
+        assert header_of(list(app.main.views.values())[1]).startswith("2 ")

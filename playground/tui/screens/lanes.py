@@ -110,6 +110,10 @@ class LanesScreen(Screen):
     def on_resize(self) -> None:
         self._relayout()
 
+    def on_screen_resume(self) -> None:
+        """The terminal may have been resized while another screen was on top."""
+        self._relayout()
+
     def _relayout(self) -> None:
         lanes = self.query_one("#lanes")
         n = max(1, len(self.pg.lanes))
