@@ -14,7 +14,7 @@ from textual.widgets import Footer, Static
 
 from playground.core.log import SessionLog
 from playground.core.sessions import add_vote, exchanges
-from playground.tui.widgets.lane import prob_style, show_piece
+from playground.tui.widgets.answer import prob_style, show_piece
 
 LABEL_KEYS = {"c": "correct", "h": "hallucination", "d": "abstained", "p": "partial"}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from rich.style import Style
 from rich.text import Text
@@ -37,6 +37,7 @@ from playground.core.lanes import Lane, LaneSpec
 from playground.core.log import LABELS
 from playground.core.prompts import MODES
 from playground.tui.screens.forms import TextPrompt
+from playground.tui.widgets.answer import Answer, prob_style, show_piece
 from playground.tui.widgets.lane_header import LaneHeader
 
 LAYOUT_EVERY_S = 0.3
@@ -47,44 +48,6 @@ SEARCH_NAMES = {
     "tool": "search tool on (the model may search)",
     "first": "search first (results before answering)",
 }
-
-
-def prob_style(p: float) -> str:
-    """Background from red (unlikely) through yellow to green (likely)."""
-    p = max(0.0, min(1.0, p))
-    if p < 0.5:
-        r, g = 200, int(60 + 280 * p)
-    else:
-        r, g = int(200 - 300 * (p - 0.5)), 200
-    return f"black on rgb({max(r, 40)},{min(g, 200)},60)"
-
-
-def show_piece(piece: str) -> str:
-    """A token's text with whitespace made visible for the token view."""
-    return piece.replace("\n", "↵\n").replace("\t", "⇥") or "∅"
-
-
-@dataclass
-class Answer:
-    """One turn of this lane: the question and the answer as it streams."""
-
-    question: str
-    text: str = ""
-    tokens: list[Token] = field(default_factory=list)
-    status: str = "waiting"
-    error: str | None = None
-    finish_reason: str | None = None
-    exchange_id: int | None = None
-    stats: object | None = None
-    prompt: PromptReady | None = None
-    settings: dict = field(default_factory=dict)
-    mode: str = ""
-    abstain: float | None = None
-    model_id: str = ""
-    tags: list[str] = field(default_factory=list)
-    searches: list[dict] = field(default_factory=list)
-    search: str | None = None
-    turn: int = 0
 
 
 class LaneView(Vertical, can_focus=True):

@@ -17,7 +17,7 @@ from playground.core.lanes import Lane
 from playground.core.prompts import penalty
 
 if TYPE_CHECKING:
-    from playground.tui.widgets.lane import Answer
+    from playground.tui.widgets.answer import Answer
 
 COMPARED = ("temperature", "top_p", "top_k", "max_tokens", "seed")
 
