@@ -41,20 +41,19 @@ class TimedApp(PlaygroundApp):
 
 
 async def key_latency_and_speed(db: Path) -> dict:
-    base = make_app(LANES, db, sampling=Sampling(max_tokens=TOKENS), config=Config())
     app = TimedApp(
-        base.pg.catalog, [lane.spec for lane in base.pg.lanes], base.log_db, base.sampling, Config()
+        make_app(LANES, db, sampling=Sampling(max_tokens=TOKENS), config=Config()).main, Config()
     )
     app.handled = []
     delays = []
     async with app.run_test(size=(120, 40)) as pilot:
-        while not all(v.load_state.startswith("ready") for v in app.views.values()):
+        while not all(v.load_state.startswith("ready") for v in app.main.views.values()):
             await pilot.pause(0.05)
         app.query_one("#input").load_text(PROMPT)
         await pilot.press("enter")
-        while not all(v.current and v.current.tokens for v in app.views.values()):
+        while not all(v.current and v.current.tokens for v in app.main.views.values()):
             await pilot.pause(0.01)
-        while app.running:
+        while app.main.running:
             n = len(app.handled)
             key = events.Key("f12", None)
             key.set_sender(app)
@@ -68,8 +67,8 @@ async def key_latency_and_speed(db: Path) -> dict:
             delays.append(app.handled[-1] - sent)
             await asyncio.sleep(0.05)
         await pilot.pause(0.2)
-        tps = {v.lane_key: v.current.stats.tokens_per_second for v in app.views.values()}
-        names = {lane.key: lane.spec.text for lane in app.pg.lanes}
+        tps = {v.lane_key: v.current.stats.tokens_per_second for v in app.main.views.values()}
+        names = {lane.key: lane.spec.text for lane in app.main.pg.lanes}
     delays.sort()
     p95 = delays[int(0.95 * (len(delays) - 1))]
     return {

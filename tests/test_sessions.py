@@ -163,7 +163,7 @@ async def test_replay_token_by_token_with_the_inspector(recorded, db_path):
         db.execute("delete from tokens where exchange_id = ?", [last])
     app = make_replay_app(SessionLog(db_path), sid, speed=0, step=True)
     async with app.run_test(size=(120, 40)) as pilot:
-        base, tuned = app.views.values()
+        base, tuned = app.main.views.values()
         await pilot.pause(0.3)
         assert base.current is None  # step mode waits for Space
         await pilot.press("space")
@@ -260,26 +260,28 @@ async def test_demo_steps_with_narration(db_path, tmp_path):
         await wait_for(
             pilot,
             lambda: (
-                not app.running
-                and app.demo_step == 0
-                and all(v.current for v in app.views.values())
+                not app.main.running
+                and app.main.demo_step == 0
+                and all(v.current for v in app.main.views.values())
             ),
             "step 1",
         )
-        assert "First." in app.query_one("#narration").content.plain and len(app.views) == 1
+        assert "First." in app.query_one("#narration").content.plain and len(app.main.views) == 1
         await pilot.press("f6")
         await wait_for(
             pilot,
             lambda: (
-                not app.running
-                and app.demo_step == 1
-                and len(app.views) == 2
-                and all(v.current and v.current.status == "complete" for v in app.views.values())
+                not app.main.running
+                and app.main.demo_step == 1
+                and len(app.main.views) == 2
+                and all(
+                    v.current and v.current.status == "complete" for v in app.main.views.values()
+                )
             ),
             "step 2",
         )
         assert "Second." in app.query_one("#narration").content.plain
-        assert [lane.spec.text for lane in app.pg.lanes] == ["base:few-shot", "tuned:chat"]
+        assert [lane.spec.text for lane in app.main.pg.lanes] == ["base:few-shot", "tuned:chat"]
 
 
 def test_demo_errors_name_the_line(tmp_path):
@@ -327,7 +329,7 @@ def test_serve_on_loopback_only(tmp_path):
 @pytest.mark.slow
 async def test_sessions_screen_filters_and_reruns_in_the_lanes(recorded, db_path):
     from playground.tui.app import make_app
-    from playground.tui.screens.review import SessionsScreen
+    from playground.tui.screens.sessions import SessionsScreen
 
     log, sid = recorded
     log.add_tag(next(log.db.query("select id from exchanges limit 1"))["id"], "hallucination")
@@ -354,11 +356,13 @@ async def test_sessions_screen_filters_and_reruns_in_the_lanes(recorded, db_path
         await pilot.pause(0.2)
         table.focus()
         await pilot.press("r")
-        view = next(iter(app.views.values()))
+        view = next(iter(app.main.views.values()))
         await wait_for(
             pilot,
             lambda: (
-                len(view.answers) == 2 and view.current.status == "complete" and not app.running
+                len(view.answers) == 2
+                and view.current.status == "complete"
+                and not app.main.running
             ),
             "the re-run",
         )

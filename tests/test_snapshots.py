@@ -70,7 +70,7 @@ def test_inspector(snap_compare, snap_app, size):
         await pilot.press("enter")
         await pilot.pause(0.1)
         await idle(pilot)
-        list(pilot.app.views.values())[1].focus()
+        list(pilot.app.main.views.values())[1].focus()
         await pilot.press("i")
         await pilot.pause(0.2)
 

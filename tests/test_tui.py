@@ -4,6 +4,7 @@ import sqlite3
 import time
 
 import pytest
+from rich.style import Style
 
 from playground.core.config import Config
 from playground.core.engine import Sampling
@@ -30,13 +31,15 @@ async def ready(pilot):
     app = pilot.app
     await wait_for(
         pilot,
-        lambda: all(v.load_state.startswith(("ready", "Not ready")) for v in app.views.values()),
+        lambda: all(
+            v.load_state.startswith(("ready", "Not ready")) for v in app.main.views.values()
+        ),
         "models to load",
     )
 
 
 async def idle(pilot):
-    await wait_for(pilot, lambda: not pilot.app.running, "the lanes to finish")
+    await wait_for(pilot, lambda: not pilot.app.main.running, "the lanes to finish")
 
 
 async def ask(pilot, question):
@@ -73,7 +76,7 @@ async def test_send_to_all_lanes_and_tag(db_path):
     app = app_for(db_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        views = list(app.views.values())
+        views = list(app.main.views.values())
         assert "Gemma 3" in header_of(views[0]) and "base" in header_of(views[0])
         assert "SmolLM2" in header_of(views[1]) and "tuned" in header_of(views[1])
         assert "families differ" in app.query_one("#status").content.plain
@@ -104,11 +107,13 @@ async def test_cancel_keeps_the_partial_answer(db_path):
         app.query_one("#input").load_text("Once upon a time")
         await pilot.press("enter")
         await wait_for(
-            pilot, lambda: all(len(v.current.tokens) > 5 for v in app.views.values()), "streaming"
+            pilot,
+            lambda: all(len(v.current.tokens) > 5 for v in app.main.views.values()),
+            "streaming",
         )
         await pilot.press("escape")
         await idle(pilot)
-        for view in app.views.values():
+        for view in app.main.views.values():
             assert view.current.status == "cancelled"
             assert "[cancelled]" in text_of(view)
             assert len(view.current.text) > 5
@@ -120,7 +125,7 @@ async def test_switch_mode_and_abstention(db_path):
     app = app_for(db_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        base, tuned = app.views.values()
+        base, tuned = app.main.views.values()
         tuned.focus()
         await pilot.press("a")  # abstention on, T = 0.75
         await ready(pilot)
@@ -128,7 +133,7 @@ async def test_switch_mode_and_abstention(db_path):
         base.focus()
         await pilot.press("m")  # few-shot -> chat: Gemma 3 270M has no chat template
         await ready(pilot)
-        assert app.pg.lanes[0].spec.mode == "chat"
+        assert app.main.pg.lanes[0].spec.mode == "chat"
         assert "no chat template" in text_of(base)
         await ask(pilot, "Who won the 1966 FIFA World Cup?")
         assert base.current.status == "error" and "few-shot" in text_of(base)
@@ -145,12 +150,18 @@ async def test_inspector_shows_the_chat_template_special_tokens(db_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
         await ask(pilot, "What is 2+2?")
-        list(app.views.values())[1].focus()
+        list(app.main.views.values())[1].focus()
         await pilot.press("i")
         await pilot.pause(0.2)
         assert isinstance(app.screen, InspectorScreen)
         shown = app.screen.query_one("#inspector-text").content
-        specials = {shown.plain[s.start : s.end] for s in shown.spans if "magenta" in str(s.style)}
+        special = app.screen.get_component_rich_style("inspector--special", partial=True)
+        assert special.bgcolor is not None  # a theme colour (app.tcss), not a hard-coded one
+        specials = {
+            shown.plain[s.start : s.end]
+            for s in shown.spans
+            if isinstance(s.style, Style) and s.style.bgcolor == special.bgcolor
+        }
         assert specials == {"<|im_start|>", "<|im_end|>"}
         assert "What is 2+2?" in shown.plain
         summary = app.screen.query_one(".title").content.plain
@@ -165,7 +176,7 @@ async def test_broken_model_lane_while_the_other_answers(db_path, tmp_path):
     app = app_for(db_path, lanes=f"{broken}:raw,tuned:chat")
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        bad, good = app.views.values()
+        bad, good = app.main.views.values()
         assert "truncated" in text_of(bad)
         await ask(pilot, "What is the capital of France?")
         assert bad.current.status == "error" and good.current.status == "complete"
@@ -178,7 +189,7 @@ async def test_markup_in_questions_and_answers_is_shown_literally(db_path):
         await ready(pilot)
         q = "[bold red]alarm[/bold red] [link=https://example.com]x[/link] [/]"
         await ask(pilot, q)
-        view = next(iter(app.views.values()))
+        view = next(iter(app.main.views.values()))
         assert q in text_of(view)
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
@@ -189,7 +200,7 @@ async def test_token_view_and_keyboard_cursor(db_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
         await ask(pilot, "What is the capital of France?")
-        view = next(iter(app.views.values()))
+        view = next(iter(app.main.views.values()))
         view.focus()
         await pilot.press("v", "left", "left")
         await pilot.pause(0.1)
@@ -218,7 +229,7 @@ async def test_layout_fits(db_path, size):
         await ready(pilot)
         lanes = app.query_one("#lanes")
         assert lanes.has_class("stacked") == (size[0] == 80)
-        for view in app.views.values():
+        for view in app.main.views.values():
             assert view.region.width >= 20 and view.region.height >= 5
 
 
@@ -240,10 +251,10 @@ async def test_keys_from_the_config_file_and_input_history(db_path, tmp_path):
         assert box.text == ""
         await pilot.press("a", "ctrl+j", "b")
         assert box.text == "a\nb"
-        view = next(iter(app.views.values()))
+        view = next(iter(app.main.views.values()))
         view.focus()
         await pilot.press("f6")  # rebound from m
-        assert app.pg.lanes[0].spec.mode == "raw"
+        assert app.main.pg.lanes[0].spec.mode == "raw"
         await pilot.press("d")
         await pilot.pause(0.1)
     assert rows(db_path, "select tagger, label from tags")[0]["tagger"] == "ada"
@@ -253,7 +264,7 @@ async def test_settings_form_validates_and_applies(db_path):
     app = app_for(db_path, lanes="tuned:chat")
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        next(iter(app.views.values())).focus()
+        next(iter(app.main.views.values())).focus()
         await pilot.press("s")
         await pilot.pause(0.2)
         form = app.screen
@@ -269,7 +280,7 @@ async def test_settings_form_validates_and_applies(db_path):
         form.query_one("#abstain").value = "0.9"
         await pilot.press("ctrl+s")
         await pilot.pause(0.2)
-        lane = app.pg.lanes[0]
+        lane = app.main.pg.lanes[0]
         assert (
             lane.sampling.temperature == 0.7
             and lane.sampling.seed == 42
@@ -290,7 +301,7 @@ async def test_search_shows_in_the_lane_and_expands(db_path, tmp_path):
     )
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        view = next(iter(app.views.values()))
+        view = next(iter(app.main.views.values()))
         assert "search first" in header_of(view)
         await ask(pilot, "What is the capital of Mongolia?")
         text = text_of(view)
@@ -300,7 +311,7 @@ async def test_search_shows_in_the_lane_and_expands(db_path, tmp_path):
         await pilot.press("e")
         assert "[1] Mongolia (playground encyclopedia)" in text_of(view)
         await pilot.press("f")  # search off for the next message
-        assert app.pg.lanes[0].spec.search is None
+        assert app.main.pg.lanes[0].spec.search is None
 
 
 async def test_lab_screen_opens_logged_answers_in_the_lanes(db_path, catalog, pool):
@@ -335,7 +346,7 @@ async def test_lab_screen_opens_logged_answers_in_the_lanes(db_path, catalog, po
         assert "Probe run" in app.screen.query_one(".title").content.plain
         await pilot.press("enter")
         await pilot.pause(0.3)
-        base, tuned = app.views.values()
+        base, tuned = app.main.views.values()
         for view, lane in ((base, "base:few-shot"), (tuned, "tuned:chat")):
             assert view.current.question == "What is the capital of France?"
             assert view.current.text.strip() == logged[lane]["text"].strip()
@@ -345,3 +356,55 @@ async def test_lab_screen_opens_logged_answers_in_the_lanes(db_path, catalog, po
         await pilot.press("i")
         await pilot.pause(0.2)
         assert isinstance(app.screen, InspectorScreen)
+
+
+async def test_colours_come_from_the_theme(db_path):
+    """A light theme repaints the lanes (finished answers included) in its own colours."""
+    app = app_for(db_path, max_tokens=4)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await ask(pilot, "Name a colour.")
+        base, tuned = app.main.views.values()
+        tuned.focus()
+        await pilot.press("h")
+        await pilot.pause(0.2)
+
+        def colours():
+            answer = tuned.query(".lane-answer").first().content
+            header = base.query_one("#lane-header").content
+            question = answer.spans[0].style  # "You: "
+            tag = next(
+                s.style for s in answer.spans if "hallucination" in answer.plain[s.start : s.end]
+            )
+            kind = next(s.style for s in header.spans if header.plain[s.start : s.end] == "base")
+            return question.color, tag.bgcolor, kind.color
+
+        dark = colours()
+        assert dark[0] == tuned.get_component_rich_style("lane--question", partial=True).color
+        app.theme = "textual-light"
+        await pilot.pause(0.3)
+        light = colours()
+        assert all(a != b for a, b in zip(dark, light, strict=True)), (dark, light)
+        assert light[0] == tuned.get_component_rich_style("lane--question", partial=True).color
+
+
+async def test_move_and_remove_lanes_with_their_keys(db_path):
+    app = app_for(db_path, lanes="base:few-shot,tuned:chat,tuned:raw")
+    async with app.run_test(size=(150, 40)) as pilot:
+        await ready(pilot)
+        first = app.main.views[app.main.pg.lanes[0].key]
+        first.focus()
+        await pilot.press("greater_than_sign")  # move right
+        await pilot.pause(0.2)
+        assert [lane.spec.text for lane in app.main.pg.lanes] == [
+            "tuned:chat",
+            "base:few-shot",
+            "tuned:raw",
+        ]
+        assert list(app.query_one("#lanes").children).index(first) == 1
+        assert header_of(first).startswith("2 ")
+        await pilot.press("delete")
+        await pilot.pause(0.2)
+        assert [lane.spec.text for lane in app.main.pg.lanes] == ["tuned:chat", "tuned:raw"]
+        assert first not in app.main.views.values() and len(app.query(LaneView)) == 2
+        assert header_of(list(app.main.views.values())[1]).startswith("2 ")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,6 +12,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+if TYPE_CHECKING:
+    from playground.tui.app import PlaygroundApp
+
 INTRO = (
     "Type a question and press Enter: every lane answers at once. Tab moves between the input and the "
     "lanes; a focused lane takes the single-letter keys below. Ctrl+P opens the command palette, which "
@@ -17,8 +22,33 @@ INTRO = (
 )
 
 
+EXTRA = [
+    ("Enter", "Send the question to every lane", None),
+    ("Ctrl+J", "New line in the question", None),
+    ("Up / Down", "Question history", None),
+    ("Tab / Shift+Tab", "Move between the input and the lanes", None),
+    ("Ctrl+P", "Command palette: every action, for any lane", None),
+]
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "Close")]
+
+    @classmethod
+    def for_app(cls, app: PlaygroundApp) -> HelpScreen:
+        """Every app-wide key and every lane key, as bound now (the config file may rebind them)."""
+        from playground.tui.keys import ANYWHERE
+        from playground.tui.widgets.lane import LaneView
+
+        def rows(bindings):
+            for b in bindings:
+                yield (app.key_display(b), b.description, b.id)
+
+        return cls(
+            EXTRA + list(rows(ANYWHERE)),
+            list(rows(LaneView.BINDINGS)),
+            str(app.config.path or ""),
+        )
 
     def __init__(self, app_bindings, lane_bindings, config_path: str) -> None:
         super().__init__()

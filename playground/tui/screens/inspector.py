@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,12 +10,18 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-SPECIAL = "bold white on dark_magenta"
-ALT = ("on grey15", "on grey23")
-
 
 class InspectorScreen(Screen[None]):
     BINDINGS = [Binding("escape,q,i", "dismiss", "Close")]
+
+    # Colours come from the theme (app.tcss): special tokens, and two shades that alternate so
+    # that neighbouring tokens stay apart.
+    COMPONENT_CLASSES = {
+        "inspector--special",
+        "inspector--even",
+        "inspector--odd",
+        "inspector--warning",
+    }
 
     def __init__(
         self,
@@ -36,6 +43,29 @@ class InspectorScreen(Screen[None]):
         self.dropped = dropped
 
     def compose(self) -> ComposeResult:
+        with VerticalScroll(id="inspector-box"):
+            yield Static(id="inspector-summary", classes="title")
+            yield Static(
+                Text("What the model saw (special tokens highlighted):", style="bold underline")
+            )
+            yield Static(id="inspector-text")
+            yield Static(
+                Text("\nToken ids (one box per token; cached ones dim):", style="bold underline")
+            )
+            yield Static(id="inspector-ids")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._paint()
+        self.watch(self.app, "theme", lambda: self.call_after_refresh(self._paint), init=False)
+
+    def _paint(self) -> None:
+        """Fill in the views in the colours of the current theme."""
+        self.query_one("#inspector-summary", Static).update(self._summary())
+        self.query_one("#inspector-text", Static).update(self._text_view())
+        self.query_one("#inspector-ids", Static).update(self._id_view())
+
+    def _summary(self) -> Text:
         n = len(self.token_ids)
         summary = Text()
         summary.append(self.title_text + "\n", style="bold")
@@ -46,38 +76,36 @@ class InspectorScreen(Screen[None]):
         if self.dropped:
             summary.append(
                 f" · {self.dropped} oldest turn(s) dropped to fit the context window",
-                style="yellow",
+                style=self._style("warning"),
             )
-        with VerticalScroll(id="inspector-box"):
-            yield Static(summary, classes="title")
-            yield Static(
-                Text("What the model saw (special tokens highlighted):", style="bold underline")
-            )
-            yield Static(self._text_view(), id="inspector-text")
-            yield Static(
-                Text("\nToken ids (one box per token; cached ones dim):", style="bold underline")
-            )
-            yield Static(self._id_view(), id="inspector-ids")
-        yield Footer()
+        return summary
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"inspector--{name}", partial=True)
 
     def _text_view(self) -> Text:
+        special_style = Style(bold=True) + self._style("special")
         out = Text()
         for piece, special in zip(self.pieces, self.special, strict=True):
             if special:
-                out.append(piece, style=SPECIAL)
+                out.append(piece, style=special_style)
             else:
                 out.append(piece)
         return out
 
     def _id_view(self) -> Text:
+        special_style = Style(bold=True) + self._style("special")
+        alt = (self._style("even"), self._style("odd"))
         out = Text()
         for i, (tid, piece, special) in enumerate(
             zip(self.token_ids, self.pieces, self.special, strict=True)
         ):
-            style = SPECIAL if special else ALT[i % 2]
+            style = special_style if special else alt[i % 2]
             if i < self.reused:
-                style += " dim"
+                style += Style(dim=True)
             out.append(f"{tid}", style=style)
-            out.append(f"{piece!r}"[1:-1] if not special else "", style="italic " + ALT[i % 2])
+            out.append(
+                f"{piece!r}"[1:-1] if not special else "", style=Style(italic=True) + alt[i % 2]
+            )
             out.append(" ")
         return out

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import math
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Select, Static
+from textual.widgets import Footer, Static
 
-from playground.core.db import LABELS, SessionLog, queries, token_event
-from playground.core.sessions import add_vote, exchanges, find_sessions
-from playground.tui.widgets.lane import prob_style, show_piece
+from playground.core.db import SessionLog, queries, token_event
+from playground.core.sessions import add_vote, exchanges
+from playground.tui.widgets.answer import prob_style, show_piece
 
 LABEL_KEYS = {"c": "correct", "h": "hallucination", "d": "abstained", "p": "partial"}
 
@@ -35,6 +36,8 @@ class ReviewScreen(Screen[None]):
         Binding("0", "vote_even('both_bad')", "Both bad", show=False),
         Binding("escape,q", "dismiss(None)", "Close"),
     ]
+
+    COMPONENT_CLASSES = {"review--question", "review--done"}  # colours: app.tcss
 
     def __init__(
         self, log: SessionLog, session_id: str, blind: bool = False, tagger: str | None = None
@@ -72,6 +75,7 @@ class ReviewScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.show()
+        self.watch(self.app, "theme", lambda: self.call_after_refresh(self.show), init=False)
 
     @property
     def current(self) -> dict | None:
@@ -92,11 +96,17 @@ class ReviewScreen(Screen[None]):
             )
         )
         if r is None:
-            body.update(Text("Every answer of this session is tagged. Esc closes.", style="green"))
+            body.update(
+                Text(
+                    "Every answer of this session is tagged. Esc closes.",
+                    style=self.get_component_rich_style("review--done", partial=True),
+                )
+            )
             return
         out = Text()
-        out.append("Question: ", style="bold cyan")
-        out.append(r["question"] + "\n\n", style="cyan")
+        question = self.get_component_rich_style("review--question", partial=True)
+        out.append("Question: ", style=Style(bold=True) + question)
+        out.append(r["question"] + "\n\n", style=question)
         turn = self.turns.get(r["turn"], [])
         for i, other in enumerate(turn):
             mine = other["id"] == r["id"]
@@ -172,92 +182,3 @@ class ReviewScreen(Screen[None]):
             self.tagger,
         )
         self.notify(f"vote: {verdict.replace('_', ' ')}")
-
-
-class SessionsScreen(Screen[str | None]):
-    """Every logged session, filtered by model, mode, tag or full text. Enter reviews the session;
-    r re-runs its questions in today's lanes (the app's lanes), next to the recorded answers."""
-
-    BINDINGS = [
-        Binding("escape", "dismiss(None)", "Close"),
-        Binding("r", "rerun", "Re-run in the lanes"),
-    ]
-
-    def __init__(self, log: SessionLog) -> None:
-        super().__init__()
-        self.log_db = log
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="sessions-box"):
-            yield Static(
-                Text(
-                    "Sessions: filter, then Enter reviews and tags a session, r re-runs it in today's lanes",
-                    style="bold",
-                ),
-                classes="title",
-            )
-            with Horizontal(id="sessions-filters"):
-                yield Input(placeholder="search questions and answers…", id="sessions-search")
-                yield Input(placeholder="model…", id="sessions-model")
-                yield Select(
-                    [(m, m) for m in ("raw", "few-shot", "chat")],
-                    prompt="any mode",
-                    id="sessions-mode",
-                )
-                yield Select([(t, t) for t in LABELS], prompt="any tag", id="sessions-tag")
-            yield DataTable(id="sessions-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("id", "when (UTC)", "lanes", "turns", "tags", "untagged")
-        self.fill()
-        table.focus()
-
-    def fill(self) -> None:
-        import json
-
-        table = self.query_one(DataTable)
-        table.clear()
-        mode = self.query_one("#sessions-mode", Select).value
-        tag = self.query_one("#sessions-tag", Select).value
-        try:
-            rows = find_sessions(
-                self.log_db,
-                model=self.query_one("#sessions-model", Input).value.strip() or None,
-                mode=None if mode is Select.NULL else str(mode),
-                tag=None if tag is Select.NULL else str(tag),
-                text=self.query_one("#sessions-search", Input).value.strip() or None,
-            )
-        except Exception as e:  # a malformed search: say so, keep the screen
-            self.notify(f"search: {e}", severity="warning")
-            return
-        for r in rows:
-            table.add_row(
-                r["id"],
-                (r["created_at"] or "")[:19].replace("T", " "),
-                Text(", ".join(json.loads(r["lanes"] or "[]"))),
-                str(r["turns"]),
-                str(r["tags"]),
-                str(r["untagged"]),
-                key=r["id"],
-            )
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.fill()
-
-    def on_select_changed(self, event: Select.Changed) -> None:
-        self.fill()
-
-    def _selected(self) -> str | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-
-    def action_rerun(self) -> None:
-        if (sid := self._selected()) is not None:
-            self.dismiss("rerun:" + sid)
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.dismiss(str(event.row_key.value))

@@ -7,8 +7,9 @@ never parsed as markup, so `[bold red]` in an answer is shown as typed.
 from __future__ import annotations
 
 import math
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 from rich.style import Style
 from rich.text import Text
@@ -20,6 +21,9 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from playground.core.db import LABELS
+from playground.core.engine import Sampling
+from playground.core.errors import PlaygroundError
 from playground.core.events import (
     Finished,
     ModelLoaded,
@@ -30,106 +34,123 @@ from playground.core.events import (
     Started,
     Token,
 )
+from playground.core.lanespec import LaneSpec
+from playground.core.playground import Lane
+from playground.core.prompts import MODES
+from playground.tui.screens.forms import TextPrompt
+from playground.tui.widgets.answer import Answer, prob_style, show_piece
+from playground.tui.widgets.lane_header import LaneHeader
 
 LAYOUT_EVERY_S = 0.3
-
-TAG_STYLES = {
-    "correct": "bold black on green",
-    "hallucination": "bold white on red",
-    "abstained": "bold black on yellow",
-    "partial": "bold black on cyan",
+TARGETS = (0.5, 0.75, 0.9)  # t cycles through these abstention targets
+SEARCH_ORDER = (None, "tool", "first")
+SEARCH_NAMES = {
+    None: "search off",
+    "tool": "search tool on (the model may search)",
+    "first": "search first (results before answering)",
 }
-
-
-def prob_style(p: float) -> str:
-    """Background from red (unlikely) through yellow to green (likely)."""
-    p = max(0.0, min(1.0, p))
-    if p < 0.5:
-        r, g = 200, int(60 + 280 * p)
-    else:
-        r, g = int(200 - 300 * (p - 0.5)), 200
-    return f"black on rgb({max(r, 40)},{min(g, 200)},60)"
-
-
-def show_piece(piece: str) -> str:
-    """A token's text with whitespace made visible for the token view."""
-    return piece.replace("\n", "↵\n").replace("\t", "⇥") or "∅"
-
-
-@dataclass
-class Answer:
-    """One turn of this lane: the question and the answer as it streams."""
-
-    question: str
-    text: str = ""
-    tokens: list[Token] = field(default_factory=list)
-    status: str = "waiting"
-    error: str | None = None
-    finish_reason: str | None = None
-    exchange_id: int | None = None
-    stats: object | None = None
-    prompt: PromptReady | None = None
-    settings: dict = field(default_factory=dict)
-    mode: str = ""
-    abstain: float | None = None
-    model_id: str = ""
-    tags: list[str] = field(default_factory=list)
-    searches: list[dict] = field(default_factory=list)
-    search: str | None = None
-    turn: int = 0
 
 
 class LaneView(Vertical, can_focus=True):
     """A lane. Focus it (Tab or click) to use its keys."""
 
     BINDINGS = [
-        Binding("m", "app.lane_cycle_mode", "Mode", id="lane.mode"),
-        Binding("a", "app.lane_toggle_abstain", "Abstain", id="lane.abstain"),
-        Binding("t", "app.lane_cycle_target", "Target T", show=False, id="lane.target"),
+        Binding("m", "cycle_mode", "Mode", id="lane.mode"),
+        Binding("a", "toggle_abstain", "Abstain", id="lane.abstain"),
+        Binding("t", "cycle_target", "Target T", show=False, id="lane.target"),
         Binding("v", "toggle_tokens", "Tokens", id="lane.tokens"),
-        Binding("f", "app.lane_cycle_search", "Search", id="lane.search"),
+        Binding("f", "cycle_search", "Search", id="lane.search"),
         Binding("e", "toggle_results", "Expand results", show=False, id="lane.expand_results"),
-        Binding("i", "app.lane_inspect", "Inspect", id="lane.inspect"),
-        Binding("s", "app.lane_settings", "Settings", id="lane.settings"),
-        Binding("c", "app.lane_tag('correct')", "Correct", show=False, id="lane.tag_correct"),
+        Binding("i", "inspect", "Inspect", id="lane.inspect"),
+        Binding("s", "settings", "Settings", id="lane.settings"),
+        Binding("c", "tag('correct')", "Correct", show=False, id="lane.tag_correct"),
+        Binding("h", "tag('hallucination')", "Halluc.", show=False, id="lane.tag_hallucination"),
+        Binding("d", "tag('abstained')", "Didn't know", show=False, id="lane.tag_abstained"),
+        Binding("p", "tag('partial')", "Partial", show=False, id="lane.tag_partial"),
+        Binding("n", "tag_note", "Tag+note", show=False, id="lane.tag_note"),
+        Binding("b", "vote", "Better", show=False, id="lane.vote_better"),
+        Binding("x", "cancel", "Cancel lane", show=False, id="lane.cancel"),
+        Binding("r", "regenerate", "Regenerate", show=False, id="lane.regenerate"),
+        Binding("y", "copy_answer", "Copy", show=False, id="lane.copy"),
+        Binding("Y", "copy_code", "Copy code", show=False, id="lane.copy_code"),
+        Binding("delete", "remove_lane", "Remove lane", show=False, id="lane.remove"),
+        Binding("less_than_sign", "move_lane(-1)", "Move left", show=False, id="lane.move_left"),
         Binding(
-            "h", "app.lane_tag('hallucination')", "Halluc.", show=False, id="lane.tag_hallucination"
-        ),
-        Binding(
-            "d", "app.lane_tag('abstained')", "Didn't know", show=False, id="lane.tag_abstained"
-        ),
-        Binding("p", "app.lane_tag('partial')", "Partial", show=False, id="lane.tag_partial"),
-        Binding("n", "app.lane_tag_note", "Tag+note", show=False, id="lane.tag_note"),
-        Binding("b", "app.lane_vote", "Better", show=False, id="lane.vote_better"),
-        Binding("x", "app.lane_cancel", "Cancel lane", show=False, id="lane.cancel"),
-        Binding("r", "app.lane_regenerate", "Regenerate", show=False, id="lane.regenerate"),
-        Binding("y", "app.lane_copy", "Copy", show=False, id="lane.copy"),
-        Binding("Y", "app.lane_copy_code", "Copy code", show=False, id="lane.copy_code"),
-        Binding("delete", "app.lane_remove", "Remove lane", show=False, id="lane.remove"),
-        Binding(
-            "less_than_sign", "app.lane_move(-1)", "Move left", show=False, id="lane.move_left"
-        ),
-        Binding(
-            "greater_than_sign", "app.lane_move(1)", "Move right", show=False, id="lane.move_right"
+            "greater_than_sign", "move_lane(1)", "Move right", show=False, id="lane.move_right"
         ),
         Binding("left", "token_cursor(-1)", "Prev token", show=False, id="lane.token_prev"),
         Binding("right", "token_cursor(1)", "Next token", show=False, id="lane.token_next"),
     ]
 
+    # Colours come from the theme (app.tcss), so light themes work too.
+    COMPONENT_CLASSES = {
+        "lane--question",  # "You: " and the question
+        "lane--tag-correct",
+        "lane--tag-hallucination",
+        "lane--tag-abstained",
+        "lane--tag-partial",
+        "lane--warning",  # cancelled, a search stopped or cut short
+        "lane--error",
+        "lane--search",  # a search's label and query
+        "lane--chosen",  # the sampled token among the alternatives
+    }
+
     token_view: reactive[bool] = reactive(False)
 
-    class TokenHover(Message):
-        def __init__(self, lane: LaneView, index: int) -> None:
-            self.lane = lane
-            self.index = index
+    # -- messages: what the lane asks of the screen that owns the playground ------------------
+    class LaneMessage(Message):
+        def __init__(self, view: LaneView) -> None:
+            self.view = view
             super().__init__()
 
-    def __init__(self, lane_key: str, **kwargs) -> None:
-        super().__init__(id=f"view-{lane_key}", classes="lane", **kwargs)
-        self.lane_key = lane_key
+    class SpecChanged(LaneMessage):
+        """The lane's model, mode, abstention or search changes from the next message on."""
+
+        def __init__(self, view: LaneView, spec: LaneSpec, why: str) -> None:
+            self.spec = spec
+            self.why = why
+            super().__init__(view)
+
+    class Tagged(LaneMessage):
+        """Tag the lane's latest answer with a label (and a note)."""
+
+        def __init__(self, view: LaneView, label: str, note: str | None = None) -> None:
+            self.label = label
+            self.note = note
+            super().__init__(view)
+
+    class Moved(LaneMessage):
+        def __init__(self, view: LaneView, delta: int) -> None:
+            self.delta = delta
+            super().__init__(view)
+
+    class SettingsWanted(LaneMessage):
+        """Open the settings form for this lane."""
+
+    class InspectWanted(LaneMessage):
+        """Show what the model received for the current answer."""
+
+    class VotedBetter(LaneMessage):
+        """This lane answered the last question better than the others."""
+
+    class CancelWanted(LaneMessage):
+        pass
+
+    class RegenerateWanted(LaneMessage):
+        pass
+
+    class RemoveWanted(LaneMessage):
+        pass
+
+    def __init__(self, lane: Lane, **kwargs) -> None:
+        super().__init__(id=f"view-{lane.key}", classes="lane", **kwargs)
+        self.lane = lane
+        self.lane_key = lane.key
+        self.last_target = 0.75  # the abstention target that a toggles back on
         self.answers: list[Answer] = []
         self.notes: list[tuple[int, str]] = []  # (position in answers, notice) e.g. mode changes
-        self.header_text = Text("")
+        self._header_default = Sampling()  # the app's sampling, for the header
+        self._header_due = True
         self.status_text = Text("")
         self.load_state = "waiting"
         self.cursor: int | None = None
@@ -137,11 +158,10 @@ class LaneView(Vertical, can_focus=True):
         self.dirty_answers: set[int] = set()
         self._answer_widgets: list[Static] = []
         self._last_layout = 0.0
-        self._shown_header: Text | None = None
         self._shown_load_state: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="lane-header", classes="lane-header")
+        yield LaneHeader(id="lane-header", classes="lane-header")
         with VerticalScroll(classes="lane-body"):
             yield Static(id="lane-placeholder", classes="lane-placeholder")
         yield Static(id="lane-detail", classes="lane-detail")
@@ -244,9 +264,25 @@ class LaneView(Vertical, can_focus=True):
         self.dirty = True
 
     # -- rendering --------------------------------------------------------------------------
-    def set_header(self, header: Text) -> None:
-        self.header_text = header
+    def show_header(self, default: Sampling) -> None:
+        """Describe the lane in its header on the next frame (default: the app's sampling)."""
+        self._header_default = default
+        self._header_due = True
         self.dirty = True
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", self._restyle, init=False)
+
+    def _restyle(self) -> None:
+        """Another theme: paint the header and every answer again in its colours."""
+        self._header_due = True
+        self._shown_load_state = None
+        self.dirty = True
+        self.dirty_answers.update(range(len(self.answers)))
+        self.call_after_refresh(self.refresh_view)
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"lane--{name}", partial=True)
 
     def refresh_view(self) -> None:
         """Repaint what changed since the last call (the app calls this on a timer).
@@ -270,15 +306,16 @@ class LaneView(Vertical, can_focus=True):
         self.dirty_answers.clear()
         if self.dirty:
             self.dirty = False
-            if self.header_text is not self._shown_header:
-                self._shown_header = self.header_text
-                self.query_one("#lane-header", Static).update(self.header_text)
+            if self._header_due:
+                self._header_due = False
+                self.query_one(LaneHeader).show(self.lane, self.current, self._header_default)
             placeholder = self.query_one("#lane-placeholder", Static)
             if placeholder.display != (not self.answers):
                 placeholder.display = not self.answers
             if self.load_state != self._shown_load_state:
                 self._shown_load_state = self.load_state
-                style = "red" if self.load_state.startswith("Not ready") else "dim"
+                not_ready = self.load_state.startswith("Not ready")
+                style = self._style("error") if not_ready else Style(dim=True)
                 placeholder.update(Text(self.load_state, style=style))
             self.query_one("#lane-detail", Static).update(self._render_detail(), layout=False)
             self.query_one("#lane-status", Static).update(self._render_status(), layout=False)
@@ -295,11 +332,13 @@ class LaneView(Vertical, can_focus=True):
         return "\n".join(parts)
 
     def _render_answer(self, ans: Answer) -> Text:
+        bold = Style(bold=True)
         out = Text()
-        out.append("You: ", style="bold cyan")
-        out.append(ans.question + "\n", style="cyan")
+        out.append("You: ", style=bold + self._style("question"))
+        out.append(ans.question + "\n", style=self._style("question"))
         for tag in ans.tags:
-            out.append(f" {tag} ", style=TAG_STYLES.get(tag, "reverse"))
+            known = tag in ("correct", "hallucination", "abstained", "partial")
+            out.append(f" {tag} ", style=bold + self._style(f"tag-{tag}") if known else "reverse")
             out.append(" ")
         if ans.tags:
             out.append("\n")
@@ -316,38 +355,39 @@ class LaneView(Vertical, can_focus=True):
                 body = body.strip()
             out.append(body or ("…" if ans.status in ("waiting", "starting", "streaming") else ""))
         if ans.status == "cancelled":
-            out.append("  [cancelled]", style="bold yellow")
+            out.append("  [cancelled]", style=bold + self._style("warning"))
         elif ans.status == "error":
-            out.append(f"\n{ans.error}", style="bold red")
+            out.append(f"\n{ans.error}", style=bold + self._style("error"))
         out.append("\n")
         return out
 
-    @staticmethod
-    def _render_search(search: dict) -> Text:
+    def _render_search(self, search: dict) -> Text:
+        bold, warning = Style(bold=True), self._style("warning")
         out = Text()
         kind = search["kind"]
         if kind == "invented":
             out.append(
                 "\n⚠ the model started writing its own search results: stopped\n",
-                style="bold yellow",
+                style=bold + warning,
             )
             return out
         if kind == "unterminated":
             out.append(
-                f"\n⚠ unterminated search: <SEARCH_START>{search['query']}\n", style="bold yellow"
+                f"\n⚠ unterminated search: <SEARCH_START>{search['query']}\n",
+                style=bold + warning,
             )
             return out
         label = "searched first" if kind == "first" else "search"
-        out.append(f"\n» {label}: ", style="bold magenta")
-        out.append(search["query"], style="magenta")
+        out.append(f"\n» {label}: ", style=bold + self._style("search"))
+        out.append(search["query"], style=self._style("search"))
         if search.get("pending"):
             out.append("  searching…\n", style="dim")
             return out
         if kind == "limit":
-            out.append("  (search limit reached: the model must answer)\n", style="yellow")
+            out.append("  (search limit reached: the model must answer)\n", style=warning)
             return out
         if search.get("error"):
-            out.append(f"  search failed: {search['error']}\n", style="red")
+            out.append(f"  search failed: {search['error']}\n", style=self._style("error"))
             return out
         results = search.get("results") or []
         out.append(
@@ -406,7 +446,9 @@ class LaneView(Vertical, can_focus=True):
         for alt in tok.top:
             chosen = alt.token_id == tok.token_id
             out.append(f"{math.exp(alt.logprob):6.1%} ", style="bold" if chosen else "")
-            out.append(repr(alt.text), style="bold green" if chosen else "")
+            out.append(
+                repr(alt.text), style=Style(bold=True) + self._style("chosen") if chosen else ""
+            )
             out.append("  ")
         return out
 
@@ -438,7 +480,7 @@ class LaneView(Vertical, can_focus=True):
             ]
             out.append(" · ".join(p for p in parts if p))
         elif ans.status == "error":
-            out.append("error", style="bold red")
+            out.append("error", style=Style(bold=True) + self._style("error"))
         return out
 
     # -- interaction --------------------------------------------------------------------------
@@ -469,3 +511,93 @@ class LaneView(Vertical, can_focus=True):
             self.dirty = True
             self.mark_answer()
             self.refresh_view()
+
+    # -- lane keys: widget-only ones act here, the others post a message to the lanes screen ----
+    def action_cycle_mode(self) -> None:
+        spec = self.lane.spec
+        mode = MODES[(MODES.index(spec.mode) + 1) % len(MODES)]
+        self.post_message(self.SpecChanged(self, replace(spec, mode=mode), f"mode is now {mode}"))
+
+    def action_cycle_search(self) -> None:
+        spec = self.lane.spec
+        nxt = SEARCH_ORDER[(SEARCH_ORDER.index(spec.search) + 1) % len(SEARCH_ORDER)]
+        self.post_message(self.SpecChanged(self, replace(spec, search=nxt), SEARCH_NAMES[nxt]))
+
+    def action_toggle_abstain(self) -> None:
+        spec = self.lane.spec
+        if spec.abstain is None:
+            target = self.last_target
+            why = f"abstention on, T={target:g}"
+            self.post_message(self.SpecChanged(self, replace(spec, abstain=target), why))
+        else:
+            self.last_target = spec.abstain
+            self.post_message(self.SpecChanged(self, replace(spec, abstain=None), "abstention off"))
+
+    def action_cycle_target(self) -> None:
+        spec = self.lane.spec
+        cur = spec.abstain
+        nxt = next((x for x in TARGETS if cur is None or x > cur + 1e-9), TARGETS[0])
+        self.last_target = nxt
+        why = f"abstention T={nxt:g}"
+        self.post_message(self.SpecChanged(self, replace(spec, abstain=nxt), why))
+
+    def action_settings(self) -> None:
+        self.post_message(self.SettingsWanted(self))
+
+    def action_inspect(self) -> None:
+        self.post_message(self.InspectWanted(self))
+
+    def action_tag(self, label: str, note: str | None = None) -> None:
+        self.post_message(self.Tagged(self, label, note))
+
+    def action_tag_note(self) -> None:
+        def check(value: str) -> None:
+            label, _, _ = value.strip().partition(" ")
+            if not any(x.startswith(label.lower()) for x in LABELS) or not label:
+                raise PlaygroundError(f"start with a label: {', '.join(LABELS)}")
+
+        def done(value: str | None) -> None:
+            if value:
+                label, _, note = value.strip().partition(" ")
+                full = next(x for x in LABELS if x.startswith(label.lower()))
+                self.action_tag(full, note.strip() or None)
+
+        self.app.push_screen(
+            TextPrompt(
+                "Tag the answer: a label, then a note",
+                "hallucination invented a film",
+                validate=check,
+            ),
+            done,
+        )
+
+    def action_vote(self) -> None:
+        self.post_message(self.VotedBetter(self))
+
+    def action_cancel(self) -> None:
+        self.post_message(self.CancelWanted(self))
+
+    def action_regenerate(self) -> None:
+        self.post_message(self.RegenerateWanted(self))
+
+    def action_remove_lane(self) -> None:
+        self.post_message(self.RemoveWanted(self))
+
+    def action_move_lane(self, delta: int) -> None:
+        self.post_message(self.Moved(self, delta))
+
+    def action_copy_answer(self) -> None:
+        if self.current is None:
+            return
+        self.app.copy_to_clipboard(self.current.text.strip())
+        self.app.notify("Answer copied to the clipboard.")
+
+    def action_copy_code(self) -> None:
+        if self.current is None:
+            return
+        blocks = re.findall(r"```[^\n]*\n(.*?)```", self.current.text, re.S)
+        if not blocks:
+            self.app.notify("No code block in this answer.", severity="warning")
+            return
+        self.app.copy_to_clipboard(blocks[-1])
+        self.app.notify("Code block copied to the clipboard.")
