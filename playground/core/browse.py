@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def datasette_executable() -> str | None:
@@ -13,7 +14,7 @@ def datasette_executable() -> str | None:
     return shutil.which("datasette") or (str(beside) if beside.exists() else None)
 
 
-def datasette_metadata(name: str) -> dict:
+def datasette_metadata(name: str) -> dict[str, Any]:
     """Datasette metadata for the database called `name`: a title and the canned queries."""
     queries = {
         "hallucination_rate_by_model_and_mode": {
