@@ -8,12 +8,13 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from playground.core.errors import PlaygroundError
 from playground.core.facts import questions as fact_questions
 
-TYPES = ("fact", "invented", "unknowable", "letters")
+ProbeType = Literal["fact", "invented", "unknowable", "letters"]
+TYPES: tuple[ProbeType, ...] = ("fact", "invented", "unknowable", "letters")
 NOT_EXIST = "does not exist"
 
 
@@ -25,7 +26,7 @@ class ProbeError(PlaygroundError):
 class Probe:
     question: str
     answers: tuple[str, ...]  # gold answers and aliases; empty for invented / unknowable
-    type: str  # fact | invented | unknowable | letters
+    type: ProbeType
     id: str
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
