@@ -176,7 +176,7 @@ class _Reader:
                 f"but needs at least {self.pos + n:,} bytes (an interrupted download?)"
             )
 
-    def scalar(self, fmt: str) -> MetaValue:
+    def scalar(self, fmt: str) -> int | float | bool:
         size = struct.calcsize(fmt)
         self.need(size)
         value: int | float | bool = struct.unpack_from(fmt, self.buf, self.pos)[0]

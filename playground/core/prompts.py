@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from playground.core.errors import PlaygroundError
 
-MODES = ("raw", "few-shot", "chat")
+# ModeSpec.mode stays a str until the lane specs that carry it (core.lanes) are typed with this.
+Mode = Literal["raw", "few-shot", "chat"]
+MODES: tuple[Mode, ...] = ("raw", "few-shot", "chat")
 
 
 class PromptError(PlaygroundError):
