@@ -57,11 +57,12 @@ def setup(verbose: bool = False) -> Path | None:
         for h in list(log.handlers):
             log.removeHandler(h)
             h.close()
-        path: Path | None = log_path()
+        target = log_path()
+        path: Path | None = target
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             handler: logging.Handler = logging.handlers.RotatingFileHandler(
-                path, maxBytes=2_000_000, backupCount=2, encoding="utf-8"
+                target, maxBytes=2_000_000, backupCount=2, encoding="utf-8"
             )
             handler.setLevel(logging.DEBUG)
         except OSError:
@@ -87,7 +88,7 @@ class _LlamaLog:
         self.buffer = ""
         self.lock = threading.Lock()
 
-    def __call__(self, level: int, text: bytes | None, _user_data) -> None:
+    def __call__(self, level: int, text: bytes | None, _user_data: object) -> None:
         try:
             piece = (text or b"").decode("utf-8", errors="replace")
             with self.lock:
@@ -127,10 +128,10 @@ class _NoSwap:
     def __init__(self, disable: bool = True):
         pass
 
-    def __enter__(self):
+    def __enter__(self) -> _NoSwap:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         return None
 
 
@@ -147,4 +148,4 @@ def quiet_llama_cpp() -> None:
     for name in SWAP_SITES:
         module = importlib.import_module(name)
         if getattr(module, "suppress_stdout_stderr", None) is not _NoSwap:
-            module.suppress_stdout_stderr = _NoSwap
+            setattr(module, "suppress_stdout_stderr", _NoSwap)  # noqa: B010 (a module attribute mypy cannot see)

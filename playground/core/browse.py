@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from playground.core.db.queries import BROWSE_QUERIES
 
@@ -15,6 +16,6 @@ def datasette_executable() -> str | None:
     return shutil.which("datasette") or (str(beside) if beside.exists() else None)
 
 
-def datasette_metadata(name: str) -> dict:
+def datasette_metadata(name: str) -> dict[str, Any]:
     """Datasette metadata for the database called `name`: a title and the canned queries."""
     return {"title": "playground log", "databases": {name: {"queries": BROWSE_QUERIES}}}

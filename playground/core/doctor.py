@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from typing import Any, TypedDict
 
 import psutil
 
@@ -60,7 +61,15 @@ def gpu_layers(value: str | int | None) -> int | None:
     raise PlaygroundError(f"--gpu-layers takes a number of layers, 'all' or 'auto', not {value!r}")
 
 
-def nvidia_devices() -> list[dict]:
+class GPUDevice(TypedDict):
+    """One NVIDIA GPU as nvidia-smi reports it."""
+
+    name: str
+    memory_total_mb: int
+    memory_free_mb: int
+
+
+def nvidia_devices() -> list[GPUDevice]:
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return []
@@ -74,14 +83,14 @@ def nvidia_devices() -> list[dict]:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    devices = []
+    devices: list[GPUDevice] = []
     for line in out.strip().splitlines():
         name, total, free = (x.strip() for x in line.split(","))
         devices.append({"name": name, "memory_total_mb": int(total), "memory_free_mb": int(free)})
     return devices
 
 
-def report(catalog: Catalog) -> dict:
+def report(catalog: Catalog) -> dict[str, Any]:
     import llama_cpp
 
     info = llama_cpp.llama_print_system_info().decode(errors="replace")
@@ -100,9 +109,9 @@ def report(catalog: Catalog) -> dict:
     cpu_features = sorted(set(re.findall(r"(\w+) = 1", info)))
     vm = psutil.virtual_memory()
     devices = nvidia_devices()
-    models = []
+    models: list[dict[str, Any]] = []
     for spec in catalog.models.values():
-        row = {"id": spec.id, "kind": spec.kind, "n_gpu_layers": spec.n_gpu_layers}
+        row: dict[str, Any] = {"id": spec.id, "kind": spec.kind, "n_gpu_layers": spec.n_gpu_layers}
         try:
             gg = spec.inspect()
             need = gg.size * 1.2 + 64e6  # weights plus room for the KV cache and buffers at 4k

@@ -7,6 +7,7 @@ The record shapes live in `sessions` (`export_jsonl`, `export_markdown`, `export
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from playground.core import sessions as S
 from playground.core.db import SessionLog
@@ -16,11 +17,11 @@ FORMATS = ("jsonl", "markdown", "sft", "preferences")
 
 def select(
     log: SessionLog,
-    sess: dict | None,
+    sess: dict[str, Any] | None,
     fmt: str,
     model: str | None = None,
     tag: str | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The exchanges to export: one session's (every session's with None), in order.
 
     Transcripts and SFT data keep only the latest answer of a regenerated one; `model` keeps those
@@ -36,7 +37,7 @@ def select(
 
 def export_text(
     log: SessionLog,
-    sess: dict | None,
+    sess: dict[str, Any] | None,
     fmt: str,
     model: str | None = None,
     tag: str | None = None,

@@ -23,6 +23,9 @@ from playground.core.locations import cache_dir
 
 GGUF_MAGIC = b"GGUF"
 
+# A metadata value as read: a number, a flag or text (an array is an `_ArrayLen`, an int).
+MetaValue = int | float | bool | str
+
 # GGUF metadata value types.
 _U8, _I8, _U16, _I16, _U32, _I32, _F32, _BOOL, _STR, _ARR, _U64, _I64, _F64 = range(13)
 _SCALAR = {
@@ -132,7 +135,7 @@ class GGUFInfo:
     bos_token_id: int | None
     eos_token_id: int | None
     add_bos_token: bool | None
-    metadata: dict[str, object] = field(repr=False, default_factory=dict)
+    metadata: dict[str, MetaValue] = field(repr=False, default_factory=dict)
 
     @property
     def has_chat_template(self) -> bool:
@@ -173,15 +176,19 @@ class _Reader:
                 f"but needs at least {self.pos + n:,} bytes (an interrupted download?)"
             )
 
-    def scalar(self, fmt: str):
+    def scalar(self, fmt: str) -> int | float | bool:
         size = struct.calcsize(fmt)
         self.need(size)
-        (value,) = struct.unpack_from(fmt, self.buf, self.pos)
+        value: int | float | bool = struct.unpack_from(fmt, self.buf, self.pos)[0]
         self.pos += size
         return value
 
+    def uint(self, fmt: str) -> int:
+        """An unsigned integer field ("<I" or "<Q"): a length, a count, an offset, a type."""
+        return int(self.scalar(fmt))
+
     def string(self, limit: int = 1 << 26) -> str:
-        n = self.scalar("<Q")
+        n = self.uint("<Q")
         if n > limit:
             raise GGUFError(f"{self.path} is damaged: a string claims {n:,} bytes")
         self.need(n)
@@ -190,18 +197,18 @@ class _Reader:
         return raw.decode("utf-8", errors="replace")
 
     def skip_string(self) -> None:
-        n = self.scalar("<Q")
+        n = self.uint("<Q")
         self.need(n)
         self.pos += n
 
-    def value(self, vtype: int, keep: bool):
+    def value(self, vtype: int, keep: bool) -> MetaValue:
         if vtype in _SCALAR:
             return self.scalar(_SCALAR[vtype])
         if vtype == _STR:
             return self.string()
         if vtype == _ARR:
-            etype = self.scalar("<I")
-            count = self.scalar("<Q")
+            etype = self.uint("<I")
+            count = self.uint("<Q")
             if etype in _SCALAR:
                 size = struct.calcsize(_SCALAR[etype])
                 self.need(size * count)
@@ -222,7 +229,7 @@ class _ArrayLen(int):
     """Stands for an array value: only its length is kept."""
 
 
-def inspect_gguf(path: str | os.PathLike) -> GGUFInfo:
+def inspect_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
     """Check that *path* is a readable GGUF file and describe it; raise GGUFError otherwise."""
     p = Path(path).expanduser()
     if not p.exists():
@@ -254,31 +261,31 @@ def _parse(buf: mmap.mmap, p: Path, size: int) -> GGUFInfo:
         raise GGUFError(f"{p} is not a GGUF model file{hint}")
     r = _Reader(buf, p)
     r.pos = 4
-    version = r.scalar("<I")
+    version = r.uint("<I")
     if version not in (2, 3):
         raise GGUFError(f"{p} uses GGUF version {version}; only versions 2 and 3 are supported")
-    n_tensors = r.scalar("<Q")
-    n_kv = r.scalar("<Q")
+    n_tensors = r.uint("<Q")
+    n_kv = r.uint("<Q")
     if n_tensors > 1_000_000 or n_kv > 1_000_000:
         raise GGUFError(f"{p} is damaged: implausible header ({n_tensors} tensors, {n_kv} keys)")
-    meta: dict[str, object] = {}
+    meta: dict[str, MetaValue] = {}
     for _ in range(n_kv):
         key = r.string(limit=1 << 16)
-        vtype = r.scalar("<I")
+        vtype = r.uint("<I")
         meta[key] = r.value(vtype, keep=True)
     params = 0
     data_end = 0
     tensors: list[tuple[int, int, int]] = []  # (offset, n_elements, type)
     for _ in range(n_tensors):
         r.skip_string()
-        n_dims = r.scalar("<I")
+        n_dims = r.uint("<I")
         if n_dims > 8:
             raise GGUFError(f"{p} is damaged: a tensor claims {n_dims} dimensions")
         n = 1
         for _ in range(n_dims):
-            n *= r.scalar("<Q")
-        ttype = r.scalar("<I")
-        offset = r.scalar("<Q")
+            n *= r.uint("<Q")
+        ttype = r.uint("<I")
+        offset = r.uint("<Q")
         params += n
         tensors.append((offset, n, ttype))
     alignment = int(meta.get("general.alignment", 32) or 32)
@@ -326,7 +333,7 @@ def _opt_int(v: object) -> int | None:
 _hash_lock = threading.Lock()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
+def file_sha256(path: str | os.PathLike[str]) -> str:
     """sha256 of a model file, cached by real path, size and modification time."""
     p = Path(path).resolve()
     st = p.stat()

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from playground.core.errors import PlaygroundError
 
-MODES = ("raw", "few-shot", "chat")
+# ModeSpec.mode stays a str until the lane specs that carry it (core.lanes) are typed with this.
+Mode = Literal["raw", "few-shot", "chat"]
+MODES: tuple[Mode, ...] = ("raw", "few-shot", "chat")
 
 
 class PromptError(PlaygroundError):
@@ -199,7 +201,7 @@ _S = ["\ue000PGQ1\ue001", "\ue000PGA2\ue001", "\ue000PGQ3\ue001"]
 
 
 def render_template(
-    template: str, messages: list[dict], tok: Tokenizer, add_generation_prompt: bool
+    template: str, messages: list[dict[str, Any]], tok: Tokenizer, add_generation_prompt: bool
 ) -> str:
     import jinja2
     from jinja2.sandbox import ImmutableSandboxedEnvironment

@@ -7,6 +7,7 @@ each answer can be set beside the one recorded for the same turn and lane.
 from __future__ import annotations
 
 import json
+from typing import Any, TypedDict
 
 from playground.core.db import SessionLog
 from playground.core.engine import Sampling
@@ -14,7 +15,18 @@ from playground.core.playground import Playground
 from playground.core.sessions import exchanges
 
 
-def recorded_lanes(sess: dict) -> str:
+class RerunRow(TypedDict):
+    """One turn and lane of a re-run: the answer recorded then (None for a new lane) and now."""
+
+    turn: int
+    question: str
+    lane: str
+    recorded: str | None
+    now: str
+    exchange_id: int | None
+
+
+def recorded_lanes(sess: dict[str, Any]) -> str:
     """The recorded session's lanes as one lane-spec text, for `parse_lanes`."""
     return ",".join(json.loads(sess["lanes"]))
 
@@ -28,7 +40,7 @@ def questions(log: SessionLog, session_id: str) -> list[tuple[int, str]]:
     )
 
 
-def rerun(log: SessionLog, pg: Playground, sess: dict, max_tokens: int) -> list[dict]:
+def rerun(log: SessionLog, pg: Playground, sess: dict[str, Any], max_tokens: int) -> list[RerunRow]:
     """Ask every question of `sess` again in `pg`'s lanes, logged as a child session of it.
 
     Returns one row per turn and lane: the question, the answer recorded then (None where that lane
@@ -39,7 +51,7 @@ def rerun(log: SessionLog, pg: Playground, sess: dict, max_tokens: int) -> list[
         title=f"re-run of {sess['id']}",
         parent_id=sess["id"],
     )
-    out = []
+    out: list[RerunRow] = []
     for turn, q in questions(log, sess["id"]):
         res = pg.ask(q, Sampling(max_tokens=max_tokens))
         old = {

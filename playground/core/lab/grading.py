@@ -5,11 +5,17 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from collections.abc import Iterable
+from typing import Final, Literal, TypedDict
 
 from playground.core.facts import ascii_fold
 from playground.core.lab.probes import Probe
 
-CORRECT, INCORRECT, NOT_ATTEMPTED = "correct", "incorrect", "not_attempted"
+# SimpleQA's outcomes for one answer.
+Outcome = Literal["correct", "incorrect", "not_attempted"]
+CORRECT: Final = "correct"
+INCORRECT: Final = "incorrect"
+NOT_ATTEMPTED: Final = "not_attempted"
 F1_CORRECT = 0.5  # token F1 at or above this against some alias counts as a match
 
 _ABSTAIN = re.compile(
@@ -20,6 +26,15 @@ _ABSTAIN = re.compile(
     r"there is no (such|record|known)|i have no (information|knowledge|data)|not aware of)\b",
     re.IGNORECASE,
 )
+
+
+class Grade(TypedDict):
+    """An answer's outcome and the match figures behind it."""
+
+    abstained: bool
+    exact_match: bool
+    f1: float
+    outcome: Outcome
 
 
 def normalize(s: str) -> str:
@@ -46,7 +61,7 @@ def token_f1(pred: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def best_match(pred: str, golds) -> tuple[bool, float, bool]:
+def best_match(pred: str, golds: Iterable[str]) -> tuple[bool, float, bool]:
     """(exact match with some alias, best token F1, some alias contained in the answer)."""
     em = any(exact_match(pred, g) for g in golds)
     f1 = max((token_f1(pred, g) for g in golds), default=0.0)
@@ -67,18 +82,20 @@ def is_abstention(text: str) -> bool:
     return bool(_ABSTAIN.search(first_answer(text) or text))
 
 
-def grade(probe: Probe, text: str) -> dict:
+def grade(probe: Probe, text: str) -> Grade:
     """Outcome (correct / incorrect / not_attempted) and the match figures behind it."""
     answer = first_answer(text)
     abstained = is_abstention(text)
-    out = {"abstained": abstained, "exact_match": False, "f1": 0.0}
     if probe.type in ("invented", "unknowable"):
         # "Does not exist" / unknowable: an abstention is right, any informative answer invents.
-        out["outcome"] = CORRECT if abstained or not answer else INCORRECT
-        return out
+        return Grade(
+            abstained=abstained,
+            exact_match=False,
+            f1=0.0,
+            outcome=CORRECT if abstained or not answer else INCORRECT,
+        )
     if not answer:
-        out["outcome"] = NOT_ATTEMPTED
-        return out
+        return Grade(abstained=abstained, exact_match=False, f1=0.0, outcome=NOT_ATTEMPTED)
     em, f1, contains = best_match(answer, probe.answers)
     if probe.type == "letters":
         tokens = normalize(answer).split()
@@ -97,14 +114,14 @@ def grade(probe: Probe, text: str) -> dict:
             contains = bool(numbers) and normalize(numbers[0]) in {
                 normalize(g) for g in probe.answers
             }
-    out.update(exact_match=em, f1=round(f1, 4))
+    outcome: Outcome
     if em or contains or f1 >= F1_CORRECT:
-        out["outcome"] = CORRECT
+        outcome = CORRECT
     elif abstained:
-        out["outcome"] = NOT_ATTEMPTED
+        outcome = NOT_ATTEMPTED
     else:
-        out["outcome"] = INCORRECT
-    return out
+        outcome = INCORRECT
+    return Grade(abstained=abstained, exact_match=em, f1=round(f1, 4), outcome=outcome)
 
 
 JUDGE_PROMPT = """Grade the answer to a question against the gold answer.
@@ -115,6 +132,7 @@ Reply with one letter: A if the answer is correct (it contains the gold answer a
 Grade:"""
 
 
-def parse_judge(text: str) -> str | None:
+def parse_judge(text: str) -> Outcome | None:
     m = re.search(r"\b([ABC])\b", text.strip().upper())
-    return {"A": CORRECT, "B": INCORRECT, "C": NOT_ATTEMPTED}.get(m.group(1)) if m else None
+    verdicts: dict[str, Outcome] = {"A": CORRECT, "B": INCORRECT, "C": NOT_ATTEMPTED}
+    return verdicts.get(m.group(1)) if m else None

@@ -14,18 +14,50 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
-from playground.core.lab.grading import CORRECT, grade
+from playground.core.lab.grading import CORRECT, Outcome, grade
 from playground.core.lab.probes import Probe, facts
+
+if TYPE_CHECKING:
+    from playground.core.lanes import Playground
 
 REFUSAL = "I don't know the answer to that."
 _SENTENCE = re.compile(
     r"(?:^|(?<=[.!?]\s))((?:The )?[A-Z][\w'’-]*(?: [A-Z][\w'’-]*){0,5}) (is|was) ((?:the|a|an) [^.!?]{3,120})[.]"
 )
+
+
+# What the samples say about a question: all informative answers right, none right, or mixed.
+Knowledge = Literal["known", "unknown", "inconsistent"]
+
+
+class Interrogation(TypedDict):
+    """One snippet's question, the model's sampled answers, their grades and the verdict."""
+
+    question: str
+    answers: list[str]
+    snippet: str
+    source: str
+    grades: list[Outcome]
+    samples: list[str]
+    status: Knowledge
+
+
+class ChatMessage(TypedDict):
+    role: str
+    content: str
+
+
+class ChatRecord(TypedDict):
+    """One chat-format SFT example."""
+
+    messages: list[ChatMessage]
 
 
 @dataclass
@@ -37,7 +69,7 @@ class Snippet:
 
 
 def from_corpus(limit: int | None = None) -> list[Snippet]:
-    out = []
+    out: list[Snippet] = []
     for p in facts()[: limit or None]:
         out.append(Snippet(p.meta["statement"], p.question, p.answers, "playground encyclopedia"))
     return out
@@ -70,21 +102,21 @@ def from_docs(paths: list[Path], limit: int | None = None) -> list[Snippet]:
 
 
 def interrogate(
-    pg,
+    pg: Playground,
     snippets: list[Snippet],
     samples: int = 4,
     max_tokens: int = 48,
     seed: int = 0,
-    progress=None,
-) -> list[dict]:
+    progress: Callable[[int, int], object] | None = None,
+) -> list[Interrogation]:
     """Classify each snippet's question as known / unknown / inconsistent for the first lane."""
     lane = pg.lanes[0]
     pg.fresh_prompts = True  # a question's samples must not depend on the questions before it
-    out = []
+    out: list[Interrogation] = []
     for i, sn in enumerate(snippets):
         probe = Probe(sn.question, sn.answers, "fact", f"snippet-{i}")
-        grades = []
-        answers = []
+        grades: list[Outcome] = []
+        answers: list[str] = []
         for k in range(samples):
             pg.reset_conversations()
             [r] = pg.ask(
@@ -97,6 +129,7 @@ def interrogate(
             grades.append(grade(probe, r.text)["outcome"])
             answers.append(r.text.strip())
         informative = [g for g in grades if g != "not_attempted"]
+        status: Knowledge
         if informative and all(g == CORRECT for g in informative):
             status = "known"
         elif all(g != CORRECT for g in grades):
@@ -119,9 +152,9 @@ def interrogate(
     return out
 
 
-def sft_records(results: list[dict]) -> list[dict]:
+def sft_records(results: list[Interrogation]) -> list[ChatRecord]:
     """Chat-format SFT data: a refusal for unknown questions, the right answer for known ones."""
-    recs = []
+    recs: list[ChatRecord] = []
     for r in results:
         if r["status"] == "known":
             answer = r["snippet"]
@@ -140,7 +173,7 @@ def sft_records(results: list[dict]) -> list[dict]:
     return recs
 
 
-def write_jsonl(records: list[dict], path: Path) -> None:
+def write_jsonl(records: Iterable[Mapping[str, object]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
         for rec in records:

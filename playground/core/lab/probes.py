@@ -8,11 +8,13 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from playground.core.errors import PlaygroundError
 from playground.core.facts import questions as fact_questions
 
-TYPES = ("fact", "invented", "unknowable", "letters")
+ProbeType = Literal["fact", "invented", "unknowable", "letters"]
+TYPES: tuple[ProbeType, ...] = ("fact", "invented", "unknowable", "letters")
 NOT_EXIST = "does not exist"
 
 
@@ -24,9 +26,9 @@ class ProbeError(PlaygroundError):
 class Probe:
     question: str
     answers: tuple[str, ...]  # gold answers and aliases; empty for invented / unknowable
-    type: str  # fact | invented | unknowable | letters
+    type: ProbeType
     id: str
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 # Name parts for invented people, places, books and species: recombined with a seed, so the
@@ -158,7 +160,7 @@ def load_set(name: str, seed: int = 0) -> list[Probe]:
     return load_file(path)
 
 
-def _answers(value, where: str) -> tuple[str, ...]:
+def _answers(value: object, where: str) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
     if isinstance(value, list):
@@ -170,7 +172,7 @@ def _answers(value, where: str) -> tuple[str, ...]:
     raise ProbeError(f"{where}: 'answers' must be text (aliases separated by |) or a list")
 
 
-def _probe(row: dict, where: str, i: int, stem: str) -> Probe:
+def _probe(row: dict[str, Any], where: str, i: int, stem: str) -> Probe:
     q = row.get("question")
     if not isinstance(q, str) or not q.strip():
         raise ProbeError(f"{where}: 'question' is missing or empty")

@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 TARGETS = (0.0, 0.5, 0.75, 0.9)
+
+
+class SimpleQA(TypedDict):
+    """SimpleQA's summary of a run's outcomes: shares of all answers, and accuracy and F."""
+
+    n: int
+    correct: float
+    incorrect: float
+    not_attempted: float
+    accuracy_given_attempted: float
+    f: float
+
+
+class ReliabilityBin(TypedDict):
+    """One non-empty confidence bin of a reliability diagram."""
+
+    bin: tuple[float, float]
+    n: int
+    confidence: float
+    accuracy: float
 
 
 def penalty(t: float) -> float:
     return t / (1.0 - t)
 
 
-def simpleqa(outcomes: Sequence[str]) -> dict:
+def simpleqa(outcomes: Sequence[str]) -> SimpleQA:
     n = len(outcomes)
     c = sum(o == "correct" for o in outcomes)
     i = sum(o == "incorrect" for o in outcomes)
@@ -82,8 +103,8 @@ def auroc(confidences: Sequence[float], correct: Sequence[bool]) -> float | None
 
 def reliability(
     confidences: Sequence[float], correct: Sequence[bool], bins: int = 10
-) -> list[dict]:
-    out = []
+) -> list[ReliabilityBin]:
+    out: list[ReliabilityBin] = []
     for b in range(bins):
         lo, hi = b / bins, (b + 1) / bins
         idx = [

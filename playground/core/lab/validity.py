@@ -10,22 +10,30 @@ error, less correction terms.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from playground.core.engine import Model
 from playground.core.lab import scores
-from playground.core.lab.probes import invented
+from playground.core.lab.probes import Probe, invented
+
+if TYPE_CHECKING:
+    from playground.core.lanes import Playground
+
+# A true statement, one with its answer swapped for a wrong one, or a claim about an invented entity.
+StatementKind = Literal["true", "swapped", "invented"]
 
 
 @dataclass(frozen=True)
 class Statement:
     text: str
     valid: bool
-    kind: str  # true | swapped | invented
+    kind: StatementKind
     question: str
 
 
-def statements(facts, n_invented: int = 40, seed: int = 0) -> list[Statement]:
+def statements(facts: Iterable[Probe], n_invented: int = 40, seed: int = 0) -> list[Statement]:
     out: list[Statement] = []
     for p in facts:
         st, wrong, answer = (
@@ -67,7 +75,33 @@ def score(model: Model, st: Statement) -> float:
     return math.exp(sum(lps) / len(lps)) if lps else 0.0
 
 
-def classify(model: Model, sts: list[Statement]) -> dict:
+class Classification(TypedDict):
+    """A model as a classifier of statements: its best-threshold error, that threshold, its AUROC."""
+
+    model: str
+    n: int
+    valid: int
+    invalid: int
+    error: float
+    threshold: float
+    auroc: float | None
+    scores: list[float]
+
+
+class ValidityRow(TypedDict):
+    """One lane of `compare`: the classifier's figures beside the answers' hallucination rate."""
+
+    lane: str
+    model: str
+    kind: str | None
+    iiv_error: float | None
+    iiv_auroc: float | None
+    statements: int
+    hallucination_rate: float
+    two_times_error: float | None
+
+
+def classify(model: Model, sts: list[Statement]) -> Classification:
     vals = [score(model, s) for s in sts]
     labels = [s.valid for s in sts]
     err, threshold = scores.best_threshold_error(vals, labels)
@@ -84,7 +118,13 @@ def classify(model: Model, sts: list[Statement]) -> dict:
     }
 
 
-def compare(pg, questions, sts: list[Statement], max_tokens: int, status=None) -> list[dict]:
+def compare(
+    pg: Playground,
+    questions: Sequence[Probe],
+    sts: list[Statement],
+    max_tokens: int,
+    status: Callable[[str], object] | None = None,
+) -> list[ValidityRow]:
     """Each lane of `pg` as a generator and its model as a classifier, one result row per lane.
 
     Every lane answers every probe in `questions` (greedy, from a fresh conversation) and the
@@ -103,12 +143,12 @@ def compare(pg, questions, sts: list[Statement], max_tokens: int, status=None) -
         pg.reset_conversations()
         for r in pg.ask(p.question, Sampling(max_tokens=max_tokens)):
             outcomes[r.lane.spec.text].append(grade(p, r.text)["outcome"])
-    classified: dict[str, dict] = {}
+    classified: dict[str, Classification] = {}
     for lane in pg.lanes:
         if lane.model is not None and lane.model.model_id not in classified:
             say(f"scoring {len(sts)} statements with {lane.model.model_id}…")
             classified[lane.model.model_id] = classify(lane.model, sts)
-    rows = []
+    rows: list[ValidityRow] = []
     for lane in pg.lanes:
         c = classified.get(lane.model.model_id) if lane.model else None
         s = scores.simpleqa(outcomes[lane.spec.text])

@@ -8,8 +8,10 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from playground.core.errors import PlaygroundError
 from playground.core.locations import cache_dir
@@ -25,6 +27,9 @@ STOPWORDS = set(
 )
 
 
+_T = TypeVar("_T")
+
+
 class SearchError(PlaygroundError):
     """A search that could not give results; the message is what the model and the user see."""
 
@@ -35,7 +40,7 @@ class Result:
     source: str
     text: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str]:
         return asdict(self)
 
 
@@ -60,13 +65,13 @@ class _TextOnly(html.parser.HTMLParser):
         self.title = ""
         self._in_title = False
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style"):
             self.skip += 1
         if tag == "title":
             self._in_title = True
 
-    def handle_endtag(self, tag):
+    def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style") and self.skip:
             self.skip -= 1
         if tag == "title":
@@ -74,7 +79,7 @@ class _TextOnly(html.parser.HTMLParser):
         if tag in ("p", "div", "li", "h1", "h2", "h3", "br", "tr"):
             self.parts.append("\n")
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         if self._in_title:
             self.title += data
         elif not self.skip:
@@ -119,7 +124,8 @@ class Corpus:
 
     def count(self) -> int:
         with self._lock:
-            return self.conn.execute("select count(*) from docs").fetchone()[0]
+            n: int = self.conn.execute("select count(*) from docs").fetchone()[0]
+        return n
 
     def add_text(self, title: str, source: str, text: str) -> int:
         passages = _passages(text)
@@ -270,12 +276,12 @@ class WebSearch:
                 ) from e
         raise SearchError("the web search failed")
 
-    def _call(self, fn):
+    def _call(self, fn: Callable[[], _T]) -> _T:
         """Run one ddgs call with an overall deadline: ddgs tries several engines in turn, each
         with its own timeout, so a dead network could otherwise take many times the timeout."""
         from ddgs.exceptions import TimeoutException
 
-        box: dict = {}
+        box: dict[str, Any] = {}
 
         def run() -> None:
             try:
@@ -290,7 +296,8 @@ class WebSearch:
             raise TimeoutException(f"no answer within {self.timeout:g} s")
         if "error" in box:
             raise box["error"]
-        return box["value"]
+        value: _T = box["value"]
+        return value
 
 
 def _short(msg: str, n: int = 200) -> str:
@@ -298,12 +305,21 @@ def _short(msg: str, n: int = 200) -> str:
     return msg if len(msg) <= n else msg[: n - 1] + "…"
 
 
+class SearchRecords(Protocol):
+    """What `RecordedSearch` needs of the session log (`SessionLog` has it)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    def recorded_search(self, query: str, backend: str) -> str | None: ...
+
+
 class RecordedSearch:
     """Results saved earlier in the session log, replayed so a workshop can run offline."""
 
     name = "recorded"
 
-    def __init__(self, log, backend: str = "web"):
+    def __init__(self, log: SearchRecords, backend: str = "web"):
         self.log = log
         self.backend = backend
 
@@ -315,7 +331,12 @@ class RecordedSearch:
         return [Result(**r) for r in json.loads(row)]
 
 
-def make_backend(name: str, log=None, corpus_path: Path | None = None, proxy: str | None = None):
+def make_backend(
+    name: str,
+    log: SearchRecords | None = None,
+    corpus_path: Path | None = None,
+    proxy: str | None = None,
+) -> Corpus | WebSearch | RecordedSearch:
     if name == "offline":
         return Corpus(corpus_path)
     if name == "web":

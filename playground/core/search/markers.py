@@ -11,6 +11,7 @@ the program, not the model, supplies results.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 OPEN = "<SEARCH_START>"
@@ -50,10 +51,10 @@ class Unterminated:
 Item = Text | Query | Invented | Unterminated
 
 
-def _find(hay: str, needles) -> tuple[int, str] | None:
+def _find(hay: str, needles: Iterable[str]) -> tuple[int, str] | None:
     """Earliest case-insensitive occurrence of any needle (positions in *hay* itself: upper-casing
     can change a string's length, as with 'ß')."""
-    best = None
+    best: tuple[int, str] | None = None
     for n in needles:
         m = re.search(re.escape(n), hay, re.IGNORECASE)
         if m and (best is None or m.start() < best[0]):
@@ -61,7 +62,7 @@ def _find(hay: str, needles) -> tuple[int, str] | None:
     return best
 
 
-def _held(text: str, needles) -> int:
+def _held(text: str, needles: Iterable[str]) -> int:
     """Length of the longest suffix of *text* that is a proper prefix of a marker."""
     hold = 0
     for n in needles:
