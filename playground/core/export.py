@@ -7,7 +7,7 @@ The record shapes live in `sessions` (`export_jsonl`, `export_markdown`, `export
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from playground.core import sessions as S
 from playground.core.db import SessionLog
@@ -32,7 +32,8 @@ def select(
         rows = [r for r in rows if model in (r["model_id"] or "")]
     if tag:
         rows = [r for r in rows if any(t["label"] == tag for t in log.tags(r["id"]))]
-    return rows
+    # sessions.exchanges returns typed rows; the exporters still take plain dicts.
+    return cast(list[dict[str, Any]], rows)
 
 
 def export_text(

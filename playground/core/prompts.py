@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from playground.core.errors import PlaygroundError
 
-# ModeSpec.mode stays a str until the lane specs that carry it (core.lanes) are typed with this.
+# ModeSpec.mode stays a str until the lane specs that carry it (core.lanespec) are typed with this.
 Mode = Literal["raw", "few-shot", "chat"]
 MODES: tuple[Mode, ...] = ("raw", "few-shot", "chat")
 

@@ -25,7 +25,7 @@ from playground.core.lab.grading import CORRECT, Outcome, grade
 from playground.core.lab.probes import Probe, facts
 
 if TYPE_CHECKING:
-    from playground.core.lanes import Playground
+    from playground.core.playground import Playground
 
 REFUSAL = "I don't know the answer to that."
 _SENTENCE = re.compile(

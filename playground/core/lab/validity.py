@@ -19,7 +19,7 @@ from playground.core.lab import scores
 from playground.core.lab.probes import Probe, invented
 
 if TYPE_CHECKING:
-    from playground.core.lanes import Playground
+    from playground.core.playground import Playground
 
 # A true statement, one with its answer swapped for a wrong one, or a claim about an invented entity.
 StatementKind = Literal["true", "swapped", "invented"]
