@@ -89,6 +89,14 @@ def summary() -> list[tuple[str, str, str]]:
         rows.append(
             ("probe lanes side by side over one after the other", f"{lab['ratio']:.2f}", "-")
         )
+        if fresh := lab.get("fresh_over_reuse"):
+            rows.append(
+                (
+                    "probe answer from an empty KV cache over reusing the prefix (time)",
+                    f"{fresh['ratio']:.2f}",
+                    "-",
+                )
+            )
     if log := load("log"):
         rows.append(
             (

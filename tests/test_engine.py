@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from playground.core.engine import Model, Outcome, Sampling
+from playground.core.engine import ALIGN, Model, Outcome, Sampling
 from playground.core.prompts import Conversation, ModeSpec
 
 pytestmark = pytest.mark.slow  # every test here loads the default models
@@ -19,19 +19,25 @@ def _model(request, which) -> Model:
 
 
 def _llama_greedy(model: Model, prompt: list[int], n: int) -> list[int]:
-    """llama-cpp-python's own greedy decoding on the same context, from an empty cache: the
-    prompt as one batch, then one token at a time, as the engine does with fresh=True. (With the
-    prompt left in the cache, `Llama.generate` re-evaluates only its last token, alone: another
-    batch shape, logits ~1e-3 away, and near-ties flip on some CPUs.)"""
+    """llama-cpp-python's own greedy decoding on the same context, fed as the engine feeds a
+    fresh=True prompt: from an empty cache, in ALIGN-token batches (Llama.eval splits by n_batch),
+    then one token at a time. (With the prompt left in the cache, `Llama.generate` re-evaluates
+    only its last token, alone: another batch shape, logits ~1e-3 away, and near-ties flip on
+    some CPUs.)"""
     out = []
     model.clear_cache()
+    llm = model.llm
     with model.lock:
-        for t in model.llm.generate(
-            prompt, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0
-        ):
-            if model.is_eog(t) or len(out) >= n:
-                break
-            out.append(t)
+        n_batch, llm.n_batch = llm.n_batch, ALIGN
+        try:
+            for t in llm.generate(
+                prompt, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0
+            ):
+                if model.is_eog(t) or len(out) >= n:
+                    break
+                out.append(t)
+        finally:
+            llm.n_batch = n_batch
     return out
 
 
@@ -40,6 +46,7 @@ def test_greedy_equals_llama_cpp_greedy(request, which, mode):
     model = _model(request, which)
     r = Conversation(ModeSpec(mode), model).render(Q, 48)
     out = Outcome()
+    model.clear_cache()
     tokens = list(model.generate(r.token_ids, Sampling(max_tokens=48), out, fresh=True))
     assert out.evaluated == len(r.token_ids) and out.reused == 0
     assert len(out.token_ids) > 3
@@ -150,19 +157,29 @@ def test_max_tokens_and_stats(tuned_model):
 
 
 def test_fresh_generation_does_not_depend_on_what_ran_before(base_model):
-    """The same prompt from an empty cache gives the same tokens and the same probabilities,
-    bit for bit, before and after other work on the same model."""
+    """fresh=True gives the tokens and probabilities of an empty cache, bit for bit, whatever ran
+    before, while still reusing the few-shot scaffold that another question left in the cache
+    (probe runs depend on both)."""
     r = Conversation(ModeSpec("few-shot"), base_model).render("What is the capital of Peru?", 24)
+    other = Conversation(ModeSpec("few-shot"), base_model).render("Who wrote Hamlet?", 24)
 
     def run():
         out = Outcome()
         toks = list(base_model.generate(r.token_ids, Sampling(max_tokens=24), out, fresh=True))
-        return out.token_ids, [t.logprob for t in toks], [[a.logprob for a in t.top] for t in toks]
+        return out, (out.token_ids, [t.logprob for t in toks], [[a.top] for a in toks])
 
-    first = run()
-    other = Conversation(ModeSpec("few-shot"), base_model).render("Who wrote Hamlet?", 24)
-    list(base_model.generate(other.token_ids, Sampling(max_tokens=16), Outcome()))
-    assert run() == first
+    base_model.clear_cache()
+    _, empty = run()
+    # The other question, fresh: its aligned chunks of the scaffold are reused by the next run.
+    list(base_model.generate(other.token_ids, Sampling(max_tokens=8), Outcome(), fresh=True))
+    out, after_fresh = run()
+    assert out.reused > 0 and out.reused % ALIGN == 0
+    assert after_fresh == empty
+    # The other question with ordinary reuse (another batch shape): nothing unaligned is reused.
+    list(base_model.generate(other.token_ids, Sampling(max_tokens=8), Outcome()))
+    list(base_model.generate(r.token_ids, Sampling(max_tokens=4), Outcome()))
+    _, after_reuse = run()
+    assert after_reuse == empty
 
 
 def test_scores_do_not_depend_on_what_ran_before(tuned_model):

@@ -89,9 +89,12 @@ def catalog_with(tmp_path, **entry) -> Catalog:
 def ask(catalog, lanes, db, question="What is the capital of France?", max_tokens=24, pool=None):
     log = SessionLog(db)
     pg = Playground(catalog, parse_lanes(lanes), log, pool=pool or ModelPool())
-    # A local lane evaluates the prompt whole, as the server does with a new prompt: the same
-    # batch shapes on both sides (a prompt on top of a cached prefix gets logits ~1e-3 away).
-    pg.fresh_prompts = True
+    # A local lane evaluates the prompt whole from an empty cache, as the server does with a new
+    # prompt: the same batch shapes on both sides (a prompt on top of a cached prefix, or in
+    # other batches, gets logits ~1e-3 away, enough to flip a near-tie).
+    for model in pg.pool.models():
+        if hasattr(model, "clear_cache"):
+            model.clear_cache()
     return pg.ask(question, Sampling(max_tokens=max_tokens)), log
 
 

@@ -36,6 +36,9 @@ _LEVELS = {
 }
 
 log = logging.getLogger("playground")
+# Until setup() runs (a library use: tests, benchmarks), records go nowhere rather than to
+# logging's last-resort handler, which would print llama.cpp's warnings on stderr.
+log.addHandler(logging.NullHandler())
 _llama_log = logging.getLogger(LLAMA_LOGGER)
 _setup_lock = threading.Lock()
 _configured: dict[str, object] = {}

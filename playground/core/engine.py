@@ -31,6 +31,9 @@ from playground.core.events import Alternative, Stats, Token
 from playground.core.gguf import GGUFInfo, inspect_gguf
 
 TOP_K_ALTERNATIVES = 5
+# Prompts evaluated for figures that must not depend on the cache's history go in chunks of this
+# many tokens, starting at multiples of it (see Model._prepare).
+ALIGN = 16
 
 
 class EngineError(PlaygroundError):
@@ -221,6 +224,7 @@ class Model:
         self._special: dict[int, bool] = {}
         self._pieces: dict[int, bytes] = {}
         self._llama_cpp = llama_cpp
+        self._aligned = 0  # cached positions below this were evaluated in aligned chunks
 
     # -- Tokenizer protocol (see prompts.Tokenizer) -------------------------------------------
     @property
@@ -275,6 +279,7 @@ class Model:
         """Forget the KV cache: the next evaluation starts from nothing."""
         self.llm.reset()
         self.llm._ctx.kv_cache_clear()
+        self._aligned = 0
 
     def clear_cache(self) -> None:
         """Forget the KV cache, so the next prompt is evaluated whole (waits for a generation
@@ -282,34 +287,47 @@ class Model:
         with self.lock:
             self._clear()
 
-    def _prepare(self, prompt: list[int], fresh: bool = False) -> tuple[int, int]:
-        """Keep the longest cached prefix of *prompt* and evaluate the rest; with *fresh*, evaluate
-        all of it from an empty cache. Returns (evaluated, reused).
-
-        Reuse is fast but not bit-exact: llama.cpp's kernels depend on the batch shape, so the
-        tail of a prompt evaluated on top of a cached prefix gets logits ~1e-3 away from the same
-        prompt evaluated whole, enough to flip a near-tie. Figures that must not depend on what
-        ran before (scores, probe runs) use *fresh*: the same input always gets the same shape."""
+    def _cached_prefix(self, prompt: list[int]) -> int:
+        """How many leading tokens of *prompt* the KV cache holds."""
         llm = self.llm
-        if fresh:
-            self._clear()
-            llm.eval(prompt)
-            return len(prompt), 0
         cached = llm.input_ids[: llm.n_tokens].tolist() if llm.n_tokens else []
         prefix = 0
         for a, b in zip(cached, prompt, strict=False):
             if a != b:
                 break
             prefix += 1
-        if prefix == len(prompt):
-            prefix -= 1  # evaluate the last token again to get fresh logits
-        if prefix > 0 and llm._ctx.kv_cache_seq_rm(-1, prefix, -1):
-            llm.n_tokens = prefix
+        return prefix
+
+    def _prepare(self, prompt: list[int], fresh: bool = False) -> tuple[int, int]:
+        """Keep the longest cached prefix of *prompt* and evaluate the rest. Returns (evaluated,
+        reused).
+
+        Reuse is fast but not bit-exact: llama.cpp's kernels depend on the batch shape, so the
+        tail of a prompt evaluated on top of a cached prefix gets logits ~1e-3 away from the same
+        prompt evaluated whole, enough to flip a near-tie. With *fresh*, the figures are those of
+        an empty cache, whatever ran before: the prompt is evaluated in ALIGN-token chunks that
+        start at multiples of ALIGN, and only cached chunks evaluated that way are reused (a
+        probe set's shared few-shot scaffold, say), so the same input always meets the same
+        batch shapes. Scores and probe runs use it."""
+        llm = self.llm
+        prefix = self._cached_prefix(prompt)
+        if fresh:
+            keep = min(prefix, self._aligned, len(prompt) - 1) // ALIGN * ALIGN
         else:
-            prefix = 0
+            keep = min(prefix, len(prompt) - 1)  # the last token again, for fresh logits
+        if keep > 0 and llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+            llm.n_tokens = keep
+        else:
+            keep = 0
             self._clear()
-        llm.eval(prompt[prefix:])
-        return len(prompt) - prefix, prefix
+        if fresh:
+            for start in range(keep, len(prompt), ALIGN):
+                llm.eval(prompt[start : start + ALIGN])
+            self._aligned = len(prompt) // ALIGN * ALIGN
+        else:
+            llm.eval(prompt[keep:])
+            self._aligned = min(self._aligned, keep // ALIGN * ALIGN)
+        return len(prompt) - keep, keep
 
     def _last_logits(self) -> np.ndarray:
         ptr = self.llm._ctx.get_logits_ith(-1)
@@ -328,7 +346,7 @@ class Model:
         fresh: bool = False,
     ) -> Iterator[Token]:
         """Stream the answer to *prompt* (token ids) as Token events; fill *outcome* as it goes.
-        *fresh*: evaluate the whole prompt from an empty cache (see `_prepare`)."""
+        *fresh*: the same tokens and probabilities as from an empty cache (see `_prepare`)."""
         if len(prompt) >= self.n_ctx:
             raise EngineError(
                 f"the prompt is {len(prompt):,} tokens but {self.model_id}'s context window is {self.n_ctx:,}"
@@ -437,8 +455,7 @@ class Model:
 
     def next_token_logprobs(self, prompt: list[int], candidates: list[int]) -> list[float]:
         """Log-probabilities of *candidates* as the next token after *prompt* (for P(True)).
-        The prompt is evaluated whole from an empty cache, so the same input gets the same
-        number whatever ran before it."""
+        The same input gets the same number whatever ran before it (see `_prepare`)."""
         if not prompt:
             raise EngineError("nothing to score: the prompt is empty")
         if len(prompt) >= self.n_ctx:
