@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, get_args
 
 ExchangeStatus = Literal["pending", "streaming", "complete", "cancelled", "error", "interrupted"]
 """An exchange row's `status` in the log."""
 FinishStatus = Literal["complete", "cancelled", "error"]
 """How a generation ended (Finished.status): the exchange statuses a finished answer can have."""
-FinishReason = Literal["stop", "eos", "length", "context", "cancelled", "error"]
-"""Why a generation stopped (Finished.finish_reason and the exchange row's `finish_reason`)."""
+FinishReason = Literal[
+    "stop",  # a stop sequence (or a server said "stop")
+    "eos",  # the model's end-of-generation token
+    "length",  # the token limit
+    "context",  # the context window is full
+    "tool",  # a segment ended on a closed search query (the answer goes on)
+    "invented_results",  # the model began writing search results itself
+    "cancelled",
+    "error",
+    "content_filter",  # a server's other reasons (the OpenAI API's)
+    "tool_calls",
+    "function_call",
+    "interrupted",  # replay: an answer whose process died before it finished
+]
+"""Why a generation stopped (Outcome and Finished, the exchange row's `finish_reason`)."""
+FINISH_REASONS: tuple[FinishReason, ...] = get_args(FinishReason)
 SearchOption = Literal["tool", "first"]
 """A lane's search option: "tool" (+search, the model may search), "first" (+search-first)."""
 SearchKind = Literal["tool", "first", "limit", "invented", "unterminated"]
