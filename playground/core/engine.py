@@ -21,14 +21,18 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from playground.core.applog import quiet_llama_cpp
 from playground.core.catalog import ModelSpec
 from playground.core.errors import PlaygroundError
-from playground.core.events import Alternative, Stats, Token
+from playground.core.events import Alternative, FinishReason, Stats, Token
 from playground.core.gguf import GGUFInfo, inspect_gguf
+
+if TYPE_CHECKING:
+    import llama_cpp
 
 TOP_K_ALTERNATIVES = 5
 
@@ -56,7 +60,7 @@ class Sampling:
         if self.max_tokens < 1:
             raise EngineError(f"max tokens must be at least 1, not {self.max_tokens}")
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "temperature": self.temperature,
             "top_p": self.top_p,
@@ -71,7 +75,7 @@ class Sampling:
 class Outcome:
     """Filled in by `Model.generate` as it runs; complete once the generator is exhausted."""
 
-    finish_reason: str = "length"
+    finish_reason: FinishReason = "length"
     token_ids: list[int] = field(default_factory=list)
     answer_ids: list[int] = field(default_factory=list)  # the tokens before any stop sequence
     text: str = ""
@@ -91,7 +95,7 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_OPEN: weakref.WeakSet = weakref.WeakSet()
+_OPEN: weakref.WeakSet[Model] = weakref.WeakSet()
 
 
 @atexit.register
@@ -136,7 +140,7 @@ PRIVATE_API = {
 }
 
 
-def check_llama_cpp(llm) -> None:
+def check_llama_cpp(llm: llama_cpp.Llama) -> None:
     """Raise EngineError naming what this llama-cpp-python lacks of PRIVATE_API."""
     import llama_cpp
 
@@ -273,8 +277,9 @@ class Model:
 
     def _clear(self) -> None:
         """Forget the KV cache: the next evaluation starts from nothing."""
-        self.llm.reset()
-        self.llm._ctx.kv_cache_clear()
+        # llama-cpp-python leaves these two unannotated
+        self.llm.reset()  # type: ignore[no-untyped-call]
+        self.llm._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]
 
     def clear_cache(self) -> None:
         """Forget the KV cache, so the next prompt is evaluated whole (waits for a generation
@@ -344,7 +349,7 @@ class Model:
             outcome.evaluated, outcome.reused = evaluated, reused
             room = self.n_ctx - len(prompt)
             limit = min(sampling.max_tokens, room)
-            finish = "length" if limit == sampling.max_tokens else "context"
+            finish: FinishReason = "length" if limit == sampling.max_tokens else "context"
             i = 0
             while i < limit:
                 if cancel is not None and cancel.is_set():
@@ -425,7 +430,8 @@ class Model:
             llm._ctx.decode(llm._batch)
             llm.input_ids[: len(ids)] = ids
             llm.n_tokens = len(ids)
-            ptr = ctypes.cast(llm._ctx.get_logits(), ctypes.POINTER(ctypes.c_float))
+            logits = llm._ctx.get_logits()  # type: ignore[no-untyped-call]  # unannotated upstream
+            ptr = ctypes.cast(logits, ctypes.POINTER(ctypes.c_float))
             rows = np.ctypeslib.as_array(ptr, shape=(len(ids), self.n_vocab))
             out = []
             for i in range(len(ids) - 1):
@@ -561,7 +567,7 @@ def tokens_within(ids: list[int], pieces: list[bytes], text: str) -> list[int]:
     return out
 
 
-_VOCABS: dict[str, object] = {}
+_VOCABS: dict[str, llama_cpp.Llama] = {}
 _VOCAB_LOCK = threading.Lock()
 
 
