@@ -209,7 +209,7 @@ class Model:
         self.n_vocab = self.llm.n_vocab()
         vocab = self.llm._model
         self._attr_control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
-        self.bos_id = (
+        self.bos_id: int | None = (
             self.info.bos_token_id if self.info.bos_token_id is not None else vocab.token_bos()
         )
         self.eos_id = vocab.token_eos()
