@@ -81,7 +81,7 @@ class Started:
     lane: str
     exchange_id: int | None
     model_id: str
-    mode: str  # a prompts.Mode
+    mode: str  # the lane's prompts.Mode (on replay: as logged)
     abstain: float | None
     sampling: dict[str, Any] = field(default_factory=dict)  # the settings this answer uses
     search: SearchOption | None = None
