@@ -304,3 +304,21 @@ def test_a_server_token_without_probability_round_trips(db_path):
     ex_row = log.exchange(ex)
     assert ex_row["prompt_evaluated"] is None  # a server keeps its prompt cache to itself
     assert json.loads(ex_row["options"]) == {"a": 1, "remote": True, "logprobs": False}
+
+
+def test_an_interrupted_answer_replays_as_cancelled_with_its_reason(db_path):
+    """A row whose process died has status `interrupted` and no finish reason: its replay ends
+    with a Finished event that says cancelled (the event's statuses) and "interrupted"."""
+    from playground.core.events import Finished
+    from playground.core.replay import exchange_events
+
+    log = SessionLog(db_path)
+    sid = log.new_session(["l"])
+    ex = log.start_exchange(
+        session_id=sid, turn=0, lane_index=0, lane="l", model_id="m", mode="raw", question="q"
+    )
+    log.update_exchange(ex, status="interrupted", output_text="part")
+    fin = exchange_events(log, ex, "l")[-1]
+    log.close()
+    assert isinstance(fin, Finished)
+    assert (fin.status, fin.finish_reason, fin.text) == ("cancelled", "interrupted", "part")

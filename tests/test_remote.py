@@ -316,3 +316,28 @@ def test_model_initiated_search_on_a_remote_lane(misbehaving, tmp_path):
         "<SEARCH_START>capital of Mongolia</SEARCH_END>\n<SEARCH_RESULTS>" in second
         and "invented tail" not in second
     )
+
+
+def test_a_server_finish_reason_outside_the_openai_api_reads_as_stop():
+    from playground.core.remote import _finish_reason
+
+    reasons = ("stop", "length", "content_filter", "tool_calls", "abort", None)
+    assert [_finish_reason(r) for r in reasons] == [
+        "stop",
+        "length",
+        "content_filter",
+        "tool_calls",
+        "stop",
+        "stop",
+    ]
+
+
+def test_undo_turn_on_a_server_lane_gives_back_its_question(catalog):
+    from playground.core.remote import RemoteConversation
+
+    pg = Playground(catalog, parse_lanes("base:raw"))
+    lane = pg.lanes[0]
+    lane.conversation = RemoteConversation(lane.spec.mode_spec(), [("Who?", "Nobody.")])
+    lane.turns = 1
+    assert pg.undo_turn(lane) == "Who?"
+    assert lane.conversation.turns == [] and lane.turns == 0

@@ -21,14 +21,18 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from playground.core.applog import quiet_llama_cpp
 from playground.core.catalog import ModelSpec
 from playground.core.errors import PlaygroundError
-from playground.core.events import Alternative, Stats, Token
+from playground.core.events import Alternative, FinishReason, Stats, Token
 from playground.core.gguf import GGUFInfo, inspect_gguf
+
+if TYPE_CHECKING:
+    import llama_cpp
 
 TOP_K_ALTERNATIVES = 5
 # Prompts evaluated for figures that must not depend on the cache's history go in chunks of this
@@ -59,7 +63,7 @@ class Sampling:
         if self.max_tokens < 1:
             raise EngineError(f"max tokens must be at least 1, not {self.max_tokens}")
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "temperature": self.temperature,
             "top_p": self.top_p,
@@ -74,7 +78,7 @@ class Sampling:
 class Outcome:
     """Filled in by `Model.generate` as it runs; complete once the generator is exhausted."""
 
-    finish_reason: str = "length"
+    finish_reason: FinishReason = "length"
     token_ids: list[int] = field(default_factory=list)
     answer_ids: list[int] = field(default_factory=list)  # the tokens before any stop sequence
     text: str = ""
@@ -94,7 +98,7 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_OPEN: weakref.WeakSet = weakref.WeakSet()
+_OPEN: weakref.WeakSet[Model] = weakref.WeakSet()
 
 
 @atexit.register
@@ -139,7 +143,7 @@ PRIVATE_API = {
 }
 
 
-def check_llama_cpp(llm) -> None:
+def check_llama_cpp(llm: llama_cpp.Llama) -> None:
     """Raise EngineError naming what this llama-cpp-python lacks of PRIVATE_API."""
     import llama_cpp
 
@@ -208,7 +212,7 @@ class Model:
         self.n_vocab = self.llm.n_vocab()
         vocab = self.llm._model
         self._attr_control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
-        self.bos_id = (
+        self.bos_id: int | None = (
             self.info.bos_token_id if self.info.bos_token_id is not None else vocab.token_bos()
         )
         self.eos_id = vocab.token_eos()
@@ -277,8 +281,9 @@ class Model:
 
     def _clear(self) -> None:
         """Forget the KV cache: the next evaluation starts from nothing."""
-        self.llm.reset()
-        self.llm._ctx.kv_cache_clear()
+        # llama-cpp-python leaves these two unannotated
+        self.llm.reset()  # type: ignore[no-untyped-call]
+        self.llm._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]
         self._aligned = 0
 
     def clear_cache(self) -> None:
@@ -362,7 +367,7 @@ class Model:
             outcome.evaluated, outcome.reused = evaluated, reused
             room = self.n_ctx - len(prompt)
             limit = min(sampling.max_tokens, room)
-            finish = "length" if limit == sampling.max_tokens else "context"
+            finish: FinishReason = "length" if limit == sampling.max_tokens else "context"
             i = 0
             while i < limit:
                 if cancel is not None and cancel.is_set():
@@ -443,7 +448,8 @@ class Model:
             llm._ctx.decode(llm._batch)
             llm.input_ids[: len(ids)] = ids
             llm.n_tokens = len(ids)
-            ptr = ctypes.cast(llm._ctx.get_logits(), ctypes.POINTER(ctypes.c_float))
+            logits = llm._ctx.get_logits()  # type: ignore[no-untyped-call]  # unannotated upstream
+            ptr = ctypes.cast(logits, ctypes.POINTER(ctypes.c_float))
             rows = np.ctypeslib.as_array(ptr, shape=(len(ids), self.n_vocab))
             out = []
             for i in range(len(ids) - 1):
@@ -578,7 +584,7 @@ def tokens_within(ids: list[int], pieces: list[bytes], text: str) -> list[int]:
     return out
 
 
-_VOCABS: dict[str, object] = {}
+_VOCABS: dict[str, llama_cpp.Llama] = {}
 _VOCAB_LOCK = threading.Lock()
 
 

@@ -3,9 +3,44 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict, get_args
+
+ExchangeStatus = Literal["pending", "streaming", "complete", "cancelled", "error", "interrupted"]
+"""An exchange row's `status` in the log."""
+FinishStatus = Literal["complete", "cancelled", "error"]
+"""How a generation ended (Finished.status): the exchange statuses a finished answer can have."""
+FinishReason = Literal[
+    "stop",  # a stop sequence (or a server said "stop")
+    "eos",  # the model's end-of-generation token
+    "length",  # the token limit
+    "context",  # the context window is full
+    "tool",  # a segment ended on a closed search query (the answer goes on)
+    "invented_results",  # the model began writing search results itself
+    "cancelled",
+    "error",
+    "content_filter",  # a server's other reasons (the OpenAI API's)
+    "tool_calls",
+    "function_call",
+    "interrupted",  # replay: an answer whose process died before it finished
+]
+"""Why a generation stopped (Outcome and Finished, the exchange row's `finish_reason`)."""
+FINISH_REASONS: tuple[FinishReason, ...] = get_args(FinishReason)
+SearchOption = Literal["tool", "first"]
+"""A lane's search option: "tool" (+search, the model may search), "first" (+search-first)."""
+SearchKind = Literal["tool", "first", "limit", "invented", "unterminated"]
+"""What a logged search was: asked by the model (tool), run before answering (first), or refused
+(limit: too many; invented: results the model wrote itself; unterminated: a query left open)."""
 
 NO_TOKEN = -1  # Token.token_id of text released without a token (held back for a stop or marker)
 SERVER_TOKEN = -2  # Token.token_id of a server's token: its text is known, its id is not
+
+
+class SearchResult(TypedDict):
+    """One search result as a SearchDone event carries it and the log stores it (JSON)."""
+
+    title: str
+    source: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -46,10 +81,10 @@ class Started:
     lane: str
     exchange_id: int | None
     model_id: str
-    mode: str
+    mode: str  # the lane's prompts.Mode (on replay: as logged)
     abstain: float | None
-    sampling: dict = field(default_factory=dict)  # the settings this answer is produced with
-    search: str | None = None  # None | tool | first
+    sampling: dict[str, Any] = field(default_factory=dict)  # the settings this answer uses
+    search: SearchOption | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +113,7 @@ class LaneNotReady:
 class SearchStarted:
     lane: str
     query: str
-    kind: str  # tool (the model asked) | first (before answering)
+    kind: SearchOption  # tool (the model asked) | first (before answering)
     position: int  # characters of the visible answer before the search
 
 
@@ -86,9 +121,9 @@ class SearchStarted:
 class SearchDone:
     lane: str
     query: str
-    kind: str  # tool | first | limit | invented | unterminated
+    kind: SearchKind
     backend: str
-    results: list[dict]
+    results: list[SearchResult]
     error: str | None
     seconds: float
     position: int  # characters of the visible answer before the search
@@ -140,8 +175,8 @@ class Stats:
 class Finished:
     lane: str
     exchange_id: int | None
-    status: str  # complete | cancelled | error
-    finish_reason: str  # stop | eos | length | context | cancelled | error
+    status: FinishStatus
+    finish_reason: FinishReason
     text: str
     stats: Stats | None = None
     error: str | None = None

@@ -7,21 +7,21 @@ The record shapes live in `sessions` (`export_jsonl`, `export_markdown`, `export
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from collections.abc import Sequence
 
 from playground.core import sessions as S
-from playground.core.db import SessionLog
+from playground.core.db import ExchangeRow, Row, SessionLog
 
 FORMATS = ("jsonl", "markdown", "sft", "preferences")
 
 
 def select(
     log: SessionLog,
-    sess: dict[str, Any] | None,
+    sess: Row | None,
     fmt: str,
     model: str | None = None,
     tag: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ExchangeRow]:
     """The exchanges to export: one session's (every session's with None), in order.
 
     Transcripts and SFT data keep only the latest answer of a regenerated one; `model` keeps those
@@ -32,13 +32,12 @@ def select(
         rows = [r for r in rows if model in (r["model_id"] or "")]
     if tag:
         rows = [r for r in rows if any(t["label"] == tag for t in log.tags(r["id"]))]
-    # sessions.exchanges returns typed rows; the exporters still take plain dicts.
-    return cast(list[dict[str, Any]], rows)
+    return rows
 
 
 def export_text(
     log: SessionLog,
-    sess: dict[str, Any] | None,
+    sess: Row | None,
     fmt: str,
     model: str | None = None,
     tag: str | None = None,
@@ -52,9 +51,13 @@ def export_text(
             S.export_markdown(log, S.session(log, sid), [r for r in rows if r["session_id"] == sid])
             for sid in dict.fromkeys(r["session_id"] for r in rows)
         )
-    records = {
-        "jsonl": lambda: S.export_jsonl(log, rows),
-        "sft": lambda: S.export_sft(log, rows),
-        "preferences": lambda: S.export_preferences(log, sess["id"] if sess else None),
-    }[fmt]()
+    records: Sequence[object]
+    if fmt == "jsonl":
+        records = S.export_jsonl(log, rows)
+    elif fmt == "sft":
+        records = S.export_sft(log, rows)
+    elif fmt == "preferences":
+        records = S.export_preferences(log, sess["id"] if sess else None)
+    else:
+        raise KeyError(fmt)
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)

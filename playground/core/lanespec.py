@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 
 from playground.core.errors import PlaygroundError
-from playground.core.prompts import MODES, ModeSpec
+from playground.core.events import SearchOption
+from playground.core.prompts import MODES, Mode, ModeSpec, is_mode
 
 DEFAULT_LANES = "base:few-shot,tuned:chat"
 
@@ -18,9 +19,9 @@ class LaneSpecError(PlaygroundError):
 @dataclass(frozen=True)
 class LaneSpec:
     model: str
-    mode: str
+    mode: Mode
     abstain: float | None = None
-    search: str | None = None  # None | "tool" (+search) | "first" (+search-first)
+    search: SearchOption | None = None  # None | "tool" (+search) | "first" (+search-first)
 
     @property
     def text(self) -> str:
@@ -40,12 +41,12 @@ def parse_lane(text: str) -> LaneSpec:
     if not sep or not model or not rest:
         raise LaneSpecError(f"invalid lane {text!r}: {LANE_HELP}")
     mode, *options = rest.split("+")
-    if mode not in MODES:
+    if not is_mode(mode):
         raise LaneSpecError(
             f"invalid lane {text!r}: unknown mode {mode!r} (use one of {', '.join(MODES)})"
         )
     abstain = None
-    search = None
+    search: SearchOption | None = None
     for opt in options:
         if opt in ("search", "search-first"):
             if search is not None:

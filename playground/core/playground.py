@@ -8,18 +8,26 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from playground.core.catalog import Catalog, ModelSpec
-from playground.core.db import SessionLog
-from playground.core.engine import Model, Sampling, cpu_count
+from playground.core.db import Row, SessionLog
+from playground.core.engine import Sampling, cpu_count
 from playground.core.errors import PlaygroundError
 from playground.core.events import Event, Finished, LaneNotReady, ModelLoaded, ModelLoading, Started
 from playground.core.lanespec import LaneSpec
-from playground.core.pool import ModelPool
+from playground.core.pool import LoadedModel, ModelPool
 from playground.core.prompts import Conversation
 from playground.core.remote import RemoteConversation, RemoteModel
 from playground.core.run import Backend, LaneResult, LaneRun, LocalBackend, RemoteBackend
-from playground.core.search.backends import Result, SearchError, make_backend
+from playground.core.search.backends import (
+    Corpus,
+    RecordedSearch,
+    Result,
+    SearchError,
+    WebSearch,
+    make_backend,
+)
 from playground.core.search.loop import SearchLoop
 
 logger = logging.getLogger(__name__)
@@ -36,8 +44,8 @@ class Lane:
     index: int
     spec: LaneSpec
     model_spec: ModelSpec | None = None
-    model: Model | None = None
-    conversation: Conversation | None = None
+    model: LoadedModel | None = None
+    conversation: Conversation | RemoteConversation | None = None
     error: str | None = None
     sampling: Sampling | None = None  # None: the settings given to ask()
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -51,7 +59,7 @@ class Lane:
         return self.key
 
 
-def _conversation(lane: Lane):
+def _conversation(lane: Lane) -> Conversation | RemoteConversation:
     """A fresh conversation for the lane's model: token ids for a local model, text for a server."""
     assert lane.model is not None
     if isinstance(lane.model, RemoteModel):
@@ -70,7 +78,7 @@ class Playground:
         pool: ModelPool | None = None,
         session_id: str | None = None,
         search_backend: str = "offline",
-        corpus_path=None,
+        corpus_path: Path | None = None,
         search_proxy: str | None = None,
     ):
         self.catalog = catalog
@@ -78,7 +86,7 @@ class Playground:
         self.search_backend = search_backend
         self.corpus_path = corpus_path
         self.search_proxy = search_proxy
-        self._searcher = None
+        self._searcher: Corpus | WebSearch | RecordedSearch | None = None
         self._searcher_lock = threading.Lock()
         self.log = log
         self.lanes: list[Lane] = []
@@ -158,7 +166,7 @@ class Playground:
             lane, question, lane.sampling or sampling, emit, threads, turn, parent_id, prefill
         )
 
-    def searcher(self):
+    def searcher(self) -> Corpus | WebSearch | RecordedSearch:
         """The search backend, created on first use (so lanes without search never touch it)."""
         with self._searcher_lock:
             if self._searcher is None:
@@ -200,7 +208,7 @@ class Playground:
             return None
         turn = lane.conversation.turns.pop()
         lane.turns -= 1
-        return turn.question
+        return turn[0] if isinstance(turn, tuple) else turn.question  # a server's: (q, answer)
 
     def ensure_session(self) -> str | None:
         if self.log is not None and self.session_id is None:
@@ -274,7 +282,15 @@ class Playground:
                 lane.cancel.set()
 
     def _run_lane_safe(
-        self, lane, question, sampling, emit, threads, turn, parent_id=None, prefill=""
+        self,
+        lane: Lane,
+        question: str,
+        sampling: Sampling,
+        emit: Callable[[Event], None],
+        threads: int,
+        turn: int,
+        parent_id: int | None = None,
+        prefill: str = "",
     ) -> LaneResult:
         try:
             return self._run_lane(lane, question, sampling, emit, threads, turn, parent_id, prefill)
@@ -285,7 +301,7 @@ class Playground:
             emit(Finished(lane.name, None, "error", "error", "", None, msg))
             return LaneResult(lane, None, "error", "error", "", None, msg)
 
-    def _load(self, lane: Lane, emit) -> float:
+    def _load(self, lane: Lane, emit: Callable[[Event], None]) -> float:
         if lane.error and lane.model_spec is None:
             raise PlaygroundError(lane.error)
         assert lane.model_spec is not None
@@ -302,13 +318,13 @@ class Playground:
         lane: Lane,
         question: str,
         sampling: Sampling,
-        emit,
+        emit: Callable[[Event], None],
         threads: int,
         turn: int,
         parent_id: int | None = None,
         prefill: str = "",
     ) -> LaneResult:
-        fields = {
+        fields: Row = {
             "parent_id": parent_id,
             "options": {
                 "search": lane.spec.search,
@@ -350,18 +366,23 @@ class Playground:
         assert model is not None
         if lane.conversation is None:
             lane.conversation = _conversation(lane)
+        conversation = lane.conversation
         if isinstance(model, RemoteModel):
-            return RemoteBackend(model, lane.conversation, lane.name, lane.spec.mode)
+            assert isinstance(conversation, RemoteConversation)
+            return RemoteBackend(model, conversation, lane.name, lane.spec.mode)
+        assert isinstance(conversation, Conversation)
         return LocalBackend(
             model,
-            lane.conversation,
+            conversation,
             lane.name,
             threads,
             self.pool.sha256(model) if self.log is not None else None,
             fresh=self.fresh_prompts,
         )
 
-    def _not_started(self, lane: Lane, fields: dict, msg: str, emit) -> LaneResult:
+    def _not_started(
+        self, lane: Lane, fields: Row, msg: str, emit: Callable[[Event], None]
+    ) -> LaneResult:
         """The lane could not start (no model, a prompt that does not fit): an error exchange."""
         lane.error = msg if lane.model is None else None
         ex_id = None

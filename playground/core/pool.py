@@ -10,25 +10,28 @@ from playground.core.engine import Model
 from playground.core.gguf import file_sha256
 from playground.core.remote import RemoteModel
 
+LoadedModel = Model | RemoteModel
+"""A model a lane answers with: loaded here, or behind a server."""
+
 
 class ModelPool:
     """Loaded models by id: one `Llama` per model, shared by the lanes that use it."""
 
     def __init__(self, n_gpu_layers: int | None = None):
         self.n_gpu_layers = n_gpu_layers
-        self._models: dict[str, Model] = {}
+        self._models: dict[str, LoadedModel] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._sha: dict[str, str] = {}
 
-    def loaded(self, model_id: str) -> Model | None:
+    def loaded(self, model_id: str) -> LoadedModel | None:
         return self._models.get(model_id)
 
-    def models(self) -> list[Model | RemoteModel]:
+    def models(self) -> list[LoadedModel]:
         """Every model loaded so far."""
         return list(self._models.values())
 
-    def get(self, spec: ModelSpec) -> tuple[Model, float]:
+    def get(self, spec: ModelSpec) -> tuple[LoadedModel, float]:
         """The loaded model and the seconds this call spent loading it (0 if it was loaded)."""
         with self._lock:
             lock = self._locks.setdefault(spec.id, threading.Lock())
@@ -36,6 +39,7 @@ class ModelPool:
             if spec.id in self._models:
                 return self._models[spec.id], 0.0
             t0 = time.perf_counter()
+            model: LoadedModel
             if spec.is_remote:
                 model = RemoteModel(spec)
                 model.check()
@@ -44,7 +48,7 @@ class ModelPool:
             self._models[spec.id] = model
             return model, time.perf_counter() - t0
 
-    def sha256(self, model: Model) -> str | None:
+    def sha256(self, model: LoadedModel) -> str | None:
         if isinstance(model, RemoteModel):
             return None
         if model.model_id not in self._sha:

@@ -12,13 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeGuard
 
 from playground.core.errors import PlaygroundError
+from playground.core.events import SearchOption
 
 # ModeSpec.mode stays a str until the lane specs that carry it (core.lanespec) are typed with this.
 Mode = Literal["raw", "few-shot", "chat"]
 MODES: tuple[Mode, ...] = ("raw", "few-shot", "chat")
+
+
+def is_mode(text: str) -> TypeGuard[Mode]:
+    return text in MODES
 
 
 class PromptError(PlaygroundError):
@@ -125,10 +130,10 @@ class Segment:
 class ModeSpec:
     """A lane's prompt mode: raw | few-shot | chat, plus an optional abstention target."""
 
-    mode: str
+    mode: Mode
     abstain: float | None = None
     system_prompt: str | None = None  # chat mode: an explicit system message of the user's
-    search: str | None = None  # "tool": the model may search; "first": search before answering
+    search: SearchOption | None = None  # "tool": the model may search; "first": before answering
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -17,11 +17,20 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict, TypeGuard
 
 import httpx
 
+from playground.core.catalog import ModelSpec
 from playground.core.engine import EngineError, Outcome, Sampling
-from playground.core.events import SERVER_TOKEN, Alternative, Stats, Token
+from playground.core.events import (
+    FINISH_REASONS,
+    SERVER_TOKEN,
+    Alternative,
+    FinishReason,
+    Stats,
+    Token,
+)
 from playground.core.prompts import (
     FEW_SHOT_STOPS,
     ModeSpec,
@@ -37,6 +46,17 @@ class RemoteError(EngineError):
     pass
 
 
+class ChatMessage(TypedDict):
+    """One message of a chat request (/v1/chat/completions)."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+Json = dict[str, Any]
+"""A JSON object of the OpenAI API (a request body, a streamed chunk): open-ended."""
+
+
 @dataclass
 class RemoteInfo:
     """What the catalog says of a remote model (the file is on the server)."""
@@ -46,7 +66,7 @@ class RemoteInfo:
     parameters_human: str = "?"
     size: int = 0
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"architecture": "remote"}
 
 
@@ -57,7 +77,8 @@ def api_key(env_name: str | None, service: str | None = None) -> str | None:
         try:
             import keyring
 
-            return keyring.get_password(service, "api_key")
+            key: str | None = keyring.get_password(service, "api_key")
+            return key
         except Exception:  # keyring is optional; no key is a clear HTTP 401 later
             return None
     return None
@@ -83,8 +104,8 @@ class RemoteConversation:
                 parts += [s.text for s in layout.answer_close]
         return "".join(parts)
 
-    def messages(self, question: str) -> list[dict]:
-        out = []
+    def messages(self, question: str) -> list[ChatMessage]:
+        out: list[ChatMessage] = []
         system = self.spec.system_prompt
         if self.spec.abstain is not None:
             rule = abstain_rule(self.spec.abstain)
@@ -105,19 +126,30 @@ class _NoTokenizer:
 
     model_id = "remote"
     add_bos = False
-    bos_id = None
+    bos_id: int | None = None
     bos_text = ""
     eos_text = ""
-    chat_template = None
+    chat_template: str | None = None
     n_ctx = 0
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        raise RemoteError("a remote lane has no tokenizer here")
+
+    def is_special(self, token_id: int) -> bool:
+        raise RemoteError("a remote lane has no tokenizer here")
+
+    def detokenize(self, ids: list[int]) -> str:
+        raise RemoteError("a remote lane has no tokenizer here")
 
 
 class RemoteModel:
     """A model served over HTTP. Thread-safe: each request has its own connection."""
 
-    def __init__(self, spec):
+    def __init__(self, spec: ModelSpec):
         self.spec = spec
         self.model_id = spec.id
+        if spec.url is None:  # the catalog gives every remote model a url
+            raise RemoteError(f"the model {spec.id} has no server url")
         self.url = spec.url.rstrip("/")
         self.remote_model = spec.remote_model or spec.id
         self.info = RemoteInfo()
@@ -139,7 +171,7 @@ class RemoteModel:
     def close(self) -> None:
         pass
 
-    def _headers(self) -> dict:
+    def _headers(self) -> dict[str, str]:
         h = {"Content-Type": "application/json"}
         if self._key:
             h["Authorization"] = f"Bearer {self._key}"
@@ -182,9 +214,9 @@ class RemoteModel:
                 f"the server at {self.url} has no model {self.remote_model!r} (it has: {', '.join(map(str, names))})"
             )
 
-    def _body(self, payload: dict, endpoint: str, sampling: Sampling) -> dict:
+    def _body(self, payload: Json, endpoint: str, sampling: Sampling) -> Json:
         """The request: the catalog's extra_body, the prompt or messages, the settings."""
-        body = {
+        body: Json = {
             **(self.spec.extra_body or {}),
             **payload,
             "model": self.remote_model,
@@ -207,7 +239,7 @@ class RemoteModel:
 
     def generate(
         self,
-        payload: dict,
+        payload: Json,
         endpoint: str,
         sampling: Sampling,
         outcome: Outcome,
@@ -224,7 +256,7 @@ class RemoteModel:
         n = 0
         text = ""
         logprobs: list[float] = []
-        finish = "length"
+        finish: FinishReason = "length"
         timeout = httpx.Timeout(self.read_timeout, connect=CONNECT_TIMEOUT_S)
         try:
             with httpx.stream(
@@ -273,9 +305,7 @@ class RemoteModel:
                         )
                         n += 1
                     if choice.get("finish_reason"):
-                        finish = {"stop": "stop", "length": "length"}.get(
-                            choice["finish_reason"], choice["finish_reason"]
-                        )
+                        finish = _finish_reason(choice["finish_reason"])
                 else:
                     if finish == "length" and n < sampling.max_tokens:
                         raise RemoteError(
@@ -297,7 +327,17 @@ class RemoteModel:
         outcome.has_logprobs = bool(logprobs)
 
 
-def _pieces(choice: dict, endpoint: str):
+def _is_finish_reason(reason: object) -> TypeGuard[FinishReason]:
+    return reason in FINISH_REASONS
+
+
+def _finish_reason(reason: object) -> FinishReason:
+    """A server's finish reason: the OpenAI API's (stop, length, content_filter, tool_calls,
+    function_call) as it is; one outside the API reads as "stop" (the server ended the answer)."""
+    return reason if _is_finish_reason(reason) else "stop"
+
+
+def _pieces(choice: Json, endpoint: str) -> Iterator[tuple[str, float | None, list[Alternative]]]:
     """(text, logprob, top alternatives) for each token in a streamed chunk."""
     if endpoint == "chat":
         content = (choice.get("delta") or {}).get("content")

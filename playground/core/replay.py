@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
-from playground.core.db import SessionLog, token_event
+from playground.core.db import Row, SessionLog, token_event
 from playground.core.events import (
     NO_TOKEN,
+    Event,
+    ExchangeStatus,
     Finished,
+    FinishReason,
+    FinishStatus,
     PromptReady,
     SearchDone,
     Started,
@@ -21,14 +26,20 @@ from playground.core.events import (
 )
 
 
-def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list:
+def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list[Event]:
     """Started, PromptReady, the searches and tokens in stream order, Finished."""
     ex = log.exchange(exchange_id)
     tokens = log.tokens(exchange_id)
     searches = log.searches(exchange_id)
-    sampling = {k: ex[k] for k in ("temperature", "top_p", "top_k", "seed", "max_tokens")}
+    sampling: dict[str, Any] = {
+        "temperature": ex.get("temperature"),
+        "top_p": ex.get("top_p"),
+        "top_k": ex.get("top_k"),
+        "seed": ex.get("seed"),
+        "max_tokens": ex.get("max_tokens"),
+    }
     options = json.loads(ex["options"] or "{}") if ex.get("options") else {}
-    events: list = [
+    events: list[Event] = [
         Started(
             lane,
             exchange_id,
@@ -40,7 +51,7 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list:
         )
     ]
     ids = json.loads(ex["prompt_token_ids"] or "[]")
-    special = [bool(x) for x in json.loads(ex["prompt_special"] or "[]")]
+    special = [bool(x) for x in json.loads(ex.get("prompt_special") or "[]")]
     events.append(
         PromptReady(
             lane,
@@ -48,9 +59,9 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list:
             ex["prompt_text"] or "",
             ids,
             special,
-            ex["prompt_evaluated"] or 0,
-            ex["prompt_reused"] or 0,
-            ex["dropped_turns"] or 0,
+            ex.get("prompt_evaluated") or 0,
+            ex.get("prompt_reused") or 0,
+            ex.get("dropped_turns") or 0,
         )
     )
     # Place each search before the first token generated after it.
@@ -91,25 +102,31 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list:
     stats = None
     if ex["completion_tokens"] is not None:
         stats = Stats(
-            prompt_tokens=ex["prompt_tokens"] or 0,
-            evaluated=ex["prompt_evaluated"] or 0,
-            reused=ex["prompt_reused"] or 0,
+            prompt_tokens=ex.get("prompt_tokens") or 0,
+            evaluated=ex.get("prompt_evaluated") or 0,
+            reused=ex.get("prompt_reused") or 0,
             completion_tokens=ex["completion_tokens"] or 0,
             answer_tokens=ex["answer_tokens"] or len(tokens),
-            time_to_first_token=ex["time_to_first_token"],
-            tokens_per_second=ex["tokens_per_second"],
-            total_seconds=ex["total_seconds"] or 0.0,
+            time_to_first_token=ex.get("time_to_first_token"),
+            tokens_per_second=ex.get("tokens_per_second"),
+            total_seconds=ex.get("total_seconds") or 0.0,
             mean_logprob=ex["mean_logprob"]
             if ex["mean_logprob"] is not None and math.isfinite(ex["mean_logprob"])
             else None,
         )
-    status = ex["status"] if ex["status"] in ("complete", "cancelled", "error") else "interrupted"
+    logged = ex["status"]
+    status: FinishStatus = (
+        logged
+        if logged == "complete" or logged == "cancelled" or logged == "error"
+        else "cancelled"
+    )
+    reason: FinishReason = ex["finish_reason"] or _reason_of_status(logged)
     events.append(
         Finished(
             lane,
             exchange_id,
-            status if status != "interrupted" else "cancelled",
-            ex["finish_reason"] or status,
+            status,
+            reason,
             ex["output_text"] or text,
             stats,
             ex["error"],
@@ -118,7 +135,17 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list:
     return events
 
 
-def _search(row: dict, lane: str) -> SearchDone:
+def _reason_of_status(status: ExchangeStatus) -> FinishReason:
+    """The finish reason of an answer logged without one: its status (the recorder writes both
+    together, so only an answer whose process died lacks a reason: "interrupted")."""
+    if status == "complete":
+        return "stop"
+    if status == "cancelled" or status == "error":
+        return status
+    return "interrupted"
+
+
+def _search(row: Row, lane: str) -> SearchDone:
     return SearchDone(
         lane,
         row["query"] or "",

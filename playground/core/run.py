@@ -18,21 +18,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
-from playground.core.db import ExchangeRecorder, SessionLog
+from playground.core.db import ExchangeRecorder, Row, SessionLog
 from playground.core.engine import EngineError, Model, Outcome, Sampling, tokens_within
 from playground.core.events import (
     Event,
     Finished,
+    FinishReason,
+    FinishStatus,
     PromptReady,
     SearchDone,
     Started,
     Stats,
     Token,
 )
-from playground.core.prompts import Conversation
-from playground.core.remote import RemoteConversation, RemoteModel
+from playground.core.prompts import Conversation, Mode
+from playground.core.remote import Json, RemoteConversation, RemoteModel
 from playground.core.search.loop import SearchLoop
-from playground.core.search.markers import CLOSES
+from playground.core.search.markers import CLOSES, Invented
 from playground.core.search.markers import Query as MarkerQuery
 from playground.core.search.tool import DEFAULT_BUDGET
 
@@ -77,7 +79,7 @@ class Backend(Protocol):
 
     def count(self, text: str) -> int: ...
     def prepare(self, question: str, sampling: Sampling) -> Prompt: ...
-    def exchange_fields(self, prompt: Prompt) -> dict: ...
+    def exchange_fields(self, prompt: Prompt) -> Row: ...
     def prefill(self, text: str) -> bool: ...
     def stream(
         self, sampling: Sampling, outcome: Outcome, cancel: threading.Event, first: bool, t0: float
@@ -126,7 +128,7 @@ class LocalBackend:
         self.prompt = Prompt(r.text, r.token_ids, r.special, r.stops, r.dropped_turns)
         return self.prompt
 
-    def exchange_fields(self, prompt: Prompt) -> dict:
+    def exchange_fields(self, prompt: Prompt) -> Row:
         m = self.model
         return {
             **_model_fields(m),
@@ -147,7 +149,9 @@ class LocalBackend:
         self.answer_ids = self.model.tokenize(text, special=False)
         return True
 
-    def stream(self, sampling, outcome, cancel, first, t0) -> Iterator[Token]:
+    def stream(
+        self, sampling: Sampling, outcome: Outcome, cancel: threading.Event, first: bool, t0: float
+    ) -> Iterator[Token]:
         if first:
             self.model.set_threads(self.threads)
         return self.model.generate(
@@ -216,7 +220,7 @@ class RemoteBackend:
 
     reports_cache = False
 
-    def __init__(self, model: RemoteModel, conversation: RemoteConversation, lane: str, mode: str):
+    def __init__(self, model: RemoteModel, conversation: RemoteConversation, lane: str, mode: Mode):
         self.model = model
         self.model_id = model.model_id
         self.conversation = conversation
@@ -228,7 +232,7 @@ class RemoteBackend:
     def count(self, text: str) -> int:
         return max(1, len(text) // 4)  # no tokenizer here: about 4 characters a token
 
-    def request(self, answer_so_far: str) -> dict:
+    def request(self, answer_so_far: str) -> Json:
         conv = self.conversation
         if self.endpoint == "chat":
             messages = conv.messages(self.question)
@@ -249,7 +253,7 @@ class RemoteBackend:
             text = payload["prompt"]
         return Prompt(text, stops=self.conversation.stops())
 
-    def exchange_fields(self, prompt: Prompt) -> dict:
+    def exchange_fields(self, prompt: Prompt) -> Row:
         m = self.model
         return {
             **_model_fields(m),
@@ -264,7 +268,9 @@ class RemoteBackend:
     def prefill(self, text: str) -> bool:
         return False  # not offered for servers
 
-    def stream(self, sampling, outcome, cancel, first, t0) -> Iterator[Token]:
+    def stream(
+        self, sampling: Sampling, outcome: Outcome, cancel: threading.Event, first: bool, t0: float
+    ) -> Iterator[Token]:
         request = self.request(self.raw)
         for ev in self.model.generate(request, self.endpoint, sampling, outcome, cancel, self.lane):
             yield replace(ev, elapsed=time.perf_counter() - t0)
@@ -301,7 +307,7 @@ class RemoteBackend:
         self.conversation.turns.append((self.question, self.raw))
 
 
-def _model_fields(m: Model | RemoteModel) -> dict:
+def _model_fields(m: Model | RemoteModel) -> Row:
     return {"model_id": m.model_id, "model_kind": m.spec.kind, "model_family": m.family}
 
 
@@ -315,10 +321,10 @@ def _marker_end(text: str) -> int:
 class LaneResult:
     lane: Lane
     exchange_id: int | None
-    status: str
-    finish_reason: str
+    status: FinishStatus
+    finish_reason: FinishReason
     text: str
-    stats: object | None
+    stats: Stats | None
     error: str | None
 
 
@@ -334,7 +340,7 @@ class LaneRun:
         sampling: Sampling,
         emit: Callable[[Event], None],
         log: SessionLog | None = None,
-        fields: dict | None = None,
+        fields: Row | None = None,
     ):
         self.lane = lane
         self.backend = backend
@@ -356,8 +362,8 @@ class LaneRun:
         self.first_token_s: float | None = None
         self.announced = False
         self.resume_pending: int | None = None  # search id whose resume cost is measured next
-        self.finish = "length"
-        self.status = "complete"
+        self.finish: FinishReason = "length"
+        self.status: FinishStatus = "complete"
         self.error: str | None = None
         self.t0 = time.perf_counter()
 
@@ -437,8 +443,8 @@ class LaneRun:
         self._emit(ev)
 
     def _record(self, done: SearchDone) -> None:
-        done = self._emit(done)  # type: ignore[assignment]
-        self.searches.append(done)
+        recorded = self._emit(done)  # the recorder gives it its row id
+        self.searches.append(recorded if isinstance(recorded, SearchDone) else done)
 
     def _loop(self) -> None:
         """Segments until the answer ends: each closed query adds a results block and continues."""
@@ -461,9 +467,12 @@ class LaneRun:
             self.finish = outcome.finish_reason
             return
 
-    def _segment(self, outcome: Outcome, sampling: Sampling):
+    def _segment(
+        self, outcome: Outcome, sampling: Sampling
+    ) -> tuple[MarkerQuery | None, Invented | None, str]:
         """Stream one segment. Returns (query, invented, text shown in this segment)."""
-        query = invented = None
+        query: MarkerQuery | None = None
+        invented: Invented | None = None
         shown_here = ""
         started = False
         first = self.first is None

@@ -5,8 +5,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from itertools import combinations
+from typing import Any, Literal, TypedDict
 
-from playground.core.db import LABELS, ExchangeRow, SessionLog, default_tagger, now_iso, queries
+from playground.core.db import (
+    LABELS,
+    ExchangeRow,
+    Row,
+    SessionLog,
+    default_tagger,
+    now_iso,
+    queries,
+)
 from playground.core.errors import PlaygroundError
 
 VERDICTS = ("better", "tie", "both_bad")
@@ -19,6 +28,40 @@ class SessionError(PlaygroundError):
     pass
 
 
+class Agreement(TypedDict):
+    """Two taggers' agreement: on how many exchanges both tagged, raw agreement, Cohen's kappa."""
+
+    taggers: tuple[str, str]
+    both_tagged: int
+    agreement: float | None
+    kappa: float | None
+
+
+class TagRecord(TypedDict):
+    label: str
+    note: str | None
+    tagger: str
+    created_at: str
+
+
+class Message(TypedDict):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class SftRecord(TypedDict):
+    messages: list[Message]
+
+
+class PreferencePair(TypedDict):
+    prompt: str
+    chosen: str
+    rejected: str
+    chosen_model: str
+    rejected_model: str
+    blind: bool
+
+
 def find_sessions(
     log: SessionLog,
     model: str | None = None,
@@ -26,14 +69,14 @@ def find_sessions(
     tag: str | None = None,
     text: str | None = None,
     limit: int = 100,
-) -> list[dict]:
+) -> list[Row]:
     """Sessions with their lanes, turns and tag counts, filtered by model, mode, tag or full text."""
     if tag and tag not in LABELS:
         raise SessionError(f"unknown tag {tag!r}: use one of {', '.join(LABELS)}")
     return queries.find_sessions(log, model, mode, tag, text, limit)
 
 
-def session(log: SessionLog, session_id: str) -> dict:
+def session(log: SessionLog, session_id: str) -> Row:
     rows = queries.sessions_starting(log, session_id)
     if not rows:
         raise SessionError(f"no session {session_id!r} in {log.path} (see `playground sessions`)")
@@ -93,7 +136,7 @@ def cohen_kappa(a: list[str], b: list[str]) -> float | None:
     return 1.0 if pe == 1 else (po - pe) / (1 - pe)
 
 
-def agreement(log: SessionLog, session_id: str | None = None) -> list[dict]:
+def agreement(log: SessionLog, session_id: str | None = None) -> list[Agreement]:
     """For each pair of taggers: how many exchanges both tagged, raw agreement, Cohen's kappa."""
     latest: dict[tuple[int, str], str] = {}
     for r in queries.tags_in_order(log, session_id):
@@ -101,7 +144,7 @@ def agreement(log: SessionLog, session_id: str | None = None) -> list[dict]:
     by_tagger: dict[str, dict[int, str]] = {}
     for (ex, tagger), label in latest.items():
         by_tagger.setdefault(tagger, {})[ex] = label
-    out = []
+    out: list[Agreement] = []
     for t1, t2 in combinations(sorted(by_tagger), 2):
         both = sorted(set(by_tagger[t1]) & set(by_tagger[t2]))
         a = [by_tagger[t1][e] for e in both]
@@ -122,24 +165,26 @@ def agreement(log: SessionLog, session_id: str | None = None) -> list[dict]:
 # -- export -----------------------------------------------------------------------------------
 
 
-def _tags(log: SessionLog, exchange_id: int) -> list[dict]:
+def _tags(log: SessionLog, exchange_id: int) -> list[TagRecord]:
     return [
-        {k: t[k] for k in ("label", "note", "tagger", "created_at")} for t in log.tags(exchange_id)
+        TagRecord(label=t["label"], note=t["note"], tagger=t["tagger"], created_at=t["created_at"])
+        for t in log.tags(exchange_id)
     ]
 
 
-def export_jsonl(log: SessionLog, rows: list[dict]) -> list[dict]:
+def export_jsonl(log: SessionLog, rows: list[ExchangeRow]) -> list[dict[str, Any]]:
+    """One JSON record an exchange: its row with the JSON columns decoded, tokens, tags, searches."""
     out = []
     for r in rows:
-        rec = {
-            k: r[k]
-            for k in r
+        rec: dict[str, Any] = {
+            k: v
+            for k, v in r.items()
             if k not in ("prompt_token_ids", "prompt_special", "pid", "proc_started", "host")
         }
         for key in ("stop", "model_info", "options"):
             if rec.get(key):
                 rec[key] = json.loads(rec[key])
-        rec["prompt_token_ids"] = json.loads(r["prompt_token_ids"] or "[]")
+        rec["prompt_token_ids"] = json.loads(r.get("prompt_token_ids") or "[]")
         rec["tokens"] = [
             {
                 "token_id": t["token_id"],
@@ -159,7 +204,7 @@ def export_jsonl(log: SessionLog, rows: list[dict]) -> list[dict]:
     return out
 
 
-def export_markdown(log: SessionLog, sess: dict, rows: list[dict]) -> str:
+def export_markdown(log: SessionLog, sess: Row, rows: list[ExchangeRow]) -> str:
     lanes = json.loads(sess["lanes"] or "[]")
     out = [
         f"# Session {sess['id']}",
@@ -168,7 +213,7 @@ def export_markdown(log: SessionLog, sess: dict, rows: list[dict]) -> str:
         + ", ".join(f"`{lane}`" for lane in lanes),
         "",
     ]
-    turn = None
+    turn: int | None = None
     for r in rows:
         if r["turn"] != turn:
             turn = r["turn"]
@@ -179,7 +224,8 @@ def export_markdown(log: SessionLog, sess: dict, rows: list[dict]) -> str:
                 "",
             ]
         tags = ", ".join(t["label"] for t in _tags(log, r["id"]))
-        conf = f" · confidence {r['confidence']:.0%}" if r["confidence"] is not None else ""
+        confidence = r.get("confidence")
+        conf = f" · confidence {confidence:.0%}" if confidence is not None else ""
         head = (
             f"**{r['lane']}** ({r['model_id']}, {r['status']}{conf}"
             + (f", tagged: {tags}" if tags else "")
@@ -192,17 +238,18 @@ def export_markdown(log: SessionLog, sess: dict, rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def export_sft(log: SessionLog, rows: list[dict]) -> list[dict]:
+def export_sft(log: SessionLog, rows: list[ExchangeRow]) -> list[SftRecord]:
     """Chat-format SFT data: answers tagged as hallucinations become an honest "I don't know"."""
-    out = []
+    out: list[SftRecord] = []
     for r in rows:
-        if r["status"] != "complete" or not (r["output_text"] or "").strip():
+        output = r["output_text"]
+        if r["status"] != "complete" or not (output or "").strip():
             continue
         labels = [t["label"] for t in log.tags(r["id"])]
         if labels and labels[-1] == "hallucination":
             answer = HONEST_REFUSAL
         elif labels and labels[-1] in ("correct", "abstained"):
-            answer = r["output_text"].strip()
+            answer = (output or "").strip()
         else:
             continue  # untagged or partially right: not a clean training example
         out.append(
@@ -216,9 +263,9 @@ def export_sft(log: SessionLog, rows: list[dict]) -> list[dict]:
     return out
 
 
-def export_preferences(log: SessionLog, session_id: str | None = None) -> list[dict]:
+def export_preferences(log: SessionLog, session_id: str | None = None) -> list[PreferencePair]:
     """Votes as DPO preference pairs: the chosen answer against each answer it beat."""
-    out = []
+    out: list[PreferencePair] = []
     for v in queries.votes(log, session_id):
         if v["verdict"] != "better":
             continue

@@ -13,7 +13,7 @@ import sqlite_utils
 
 
 def _m001_initial(db: sqlite_utils.Database) -> None:
-    db["sessions"].create(
+    db.table("sessions").create(
         {
             "id": str,
             "created_at": str,
@@ -26,7 +26,7 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["exchanges"].create(
+    db.table("exchanges").create(
         {
             "id": int,
             "session_id": str,
@@ -82,9 +82,9 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         foreign_keys=[("session_id", "sessions", "id")],
         defaults={"status": "pending", "dropped_turns": 0},
     )
-    db["exchanges"].create_index(["session_id", "turn"])
-    db["exchanges"].create_index(["status"])
-    db["tokens"].create(
+    db.table("exchanges").create_index(["session_id", "turn"])
+    db.table("exchanges").create_index(["status"])
+    db.table("tokens").create(
         {
             "exchange_id": int,
             "position": int,
@@ -97,7 +97,7 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         pk=("exchange_id", "position"),
         foreign_keys=[("exchange_id", "exchanges", "id")],
     )
-    db["tags"].create(
+    db.table("tags").create(
         {
             "id": int,
             "exchange_id": int,
@@ -109,11 +109,11 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("exchange_id", "exchanges", "id")],
     )
-    db["tags"].create_index(["exchange_id"])
+    db.table("tags").create_index(["exchange_id"])
 
 
 def _m002_searches(db: sqlite_utils.Database) -> None:
-    db["searches"].create(
+    db.table("searches").create(
         {
             "id": int,
             "exchange_id": int,
@@ -132,13 +132,13 @@ def _m002_searches(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("exchange_id", "exchanges", "id")],
     )
-    db["searches"].create_index(["exchange_id"])
-    db["searches"].create_index(["backend", "query"])
-    db["exchanges"].add_column("searches", int)
+    db.table("searches").create_index(["exchange_id"])
+    db.table("searches").create_index(["backend", "query"])
+    db.table("exchanges").add_column("searches", int)
 
 
 def _m003_probes(db: sqlite_utils.Database) -> None:
-    db["probe_runs"].create(
+    db.table("probe_runs").create(
         {
             "id": int,
             "created_at": str,
@@ -155,7 +155,7 @@ def _m003_probes(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["probe_items"].create(
+    db.table("probe_items").create(
         {
             "id": int,
             "run_id": int,
@@ -181,11 +181,11 @@ def _m003_probes(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("run_id", "probe_runs", "id"), ("exchange_id", "exchanges", "id")],
     )
-    db["probe_items"].create_index(["run_id", "probe_id", "lane", "sample"], unique=True)
+    db.table("probe_items").create_index(["run_id", "probe_id", "lane", "sample"], unique=True)
 
 
 def _m004_votes_and_search(db: sqlite_utils.Database) -> None:
-    db["votes"].create(
+    db.table("votes").create(
         {
             "id": int,
             "session_id": str,
@@ -199,7 +199,7 @@ def _m004_votes_and_search(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["votes"].create_index(["session_id", "turn"])
+    db.table("votes").create_index(["session_id", "turn"])
     db.execute(
         "create virtual table exchanges_fts using fts5(question, output_text, content='exchanges', content_rowid='id')"
     )
@@ -237,13 +237,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def apply(db: sqlite_utils.Database, version: int, now: str) -> None:
     """Run the migrations after *version* (inside the caller's write transaction)."""
-    if not db["_playground_migrations"].exists():
-        db["_playground_migrations"].create(
+    if not db.table("_playground_migrations").exists():
+        db.table("_playground_migrations").create(
             {"version": int, "name": str, "applied_at": str}, pk="version"
         )
     for i in range(version, SCHEMA_VERSION):
         MIGRATIONS[i](db)
-        db["_playground_migrations"].insert(
+        db.table("_playground_migrations").insert(
             {"version": i + 1, "name": MIGRATIONS[i].__name__.lstrip("_"), "applied_at": now}
         )
     db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

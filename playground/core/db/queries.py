@@ -4,7 +4,7 @@ store.py only."""
 
 from __future__ import annotations
 
-from playground.core.db.store import ExchangeRow, SessionLog
+from playground.core.db.store import ExchangeRow, Row, SessionLog, exchange_row
 
 
 def find_sessions(
@@ -14,7 +14,7 @@ def find_sessions(
     tag: str | None = None,
     text: str | None = None,
     limit: int = 100,
-) -> list[dict]:
+) -> list[Row]:
     """Sessions with their lanes, turns and tag counts, filtered by model, mode, tag or full text."""
     where, args = [], []
     if model:
@@ -47,7 +47,7 @@ def find_sessions(
     return log.query(sql, args)
 
 
-def sessions_starting(log: SessionLog, session_id: str) -> list[dict]:
+def sessions_starting(log: SessionLog, session_id: str) -> list[Row]:
     """The sessions whose id is *session_id* or starts with it."""
     return log.query(
         "select * from sessions where id = ? or id like ?", [session_id, f"{session_id}%"]
@@ -61,7 +61,7 @@ def exchanges(log: SessionLog, session_id: str | None = None) -> list[ExchangeRo
         + (" where session_id = ?" if session_id else "")
         + " order by session_id, turn, lane_index, id"
     )
-    return log.query(sql, [session_id] if session_id else [])  # type: ignore[return-value]
+    return [exchange_row(r) for r in log.query(sql, [session_id] if session_id else [])]
 
 
 def tagged_exchange_ids(log: SessionLog) -> set[int]:
@@ -69,7 +69,7 @@ def tagged_exchange_ids(log: SessionLog) -> set[int]:
     return {r["exchange_id"] for r in log.query("select distinct exchange_id from tags")}
 
 
-def tags_in_order(log: SessionLog, session_id: str | None = None) -> list[dict]:
+def tags_in_order(log: SessionLog, session_id: str | None = None) -> list[Row]:
     """Every tag (exchange_id, tagger, label), oldest first, of one session or all."""
     sql = "select t.exchange_id, t.tagger, t.label from tags t join exchanges e on e.id = t.exchange_id"
     sql += " where e.session_id = ?" if session_id else ""
@@ -77,11 +77,11 @@ def tags_in_order(log: SessionLog, session_id: str | None = None) -> list[dict]:
     return log.query(sql, [session_id] if session_id else [])
 
 
-def add_vote(log: SessionLog, row: dict) -> int:
+def add_vote(log: SessionLog, row: Row) -> int:
     return log.insert("votes", row)
 
 
-def votes(log: SessionLog, session_id: str | None = None) -> list[dict]:
+def votes(log: SessionLog, session_id: str | None = None) -> list[Row]:
     sql = "select * from votes" + (" where session_id = ?" if session_id else "") + " order by id"
     return log.query(sql, [session_id] if session_id else [])
 
@@ -89,11 +89,11 @@ def votes(log: SessionLog, session_id: str | None = None) -> list[dict]:
 # -- probe runs ---------------------------------------------------------------------------------
 
 
-def add_probe_run(log: SessionLog, row: dict) -> int:
+def add_probe_run(log: SessionLog, row: Row) -> int:
     return log.insert("probe_runs", row)
 
 
-def probe_run(log: SessionLog, run_id: int | None) -> dict | None:
+def probe_run(log: SessionLog, run_id: int | None) -> Row | None:
     """A probe run by id, or the latest with None."""
     sql = "select * from probe_runs " + (
         "where id = ?" if run_id is not None else "order by id desc limit 1"
@@ -102,9 +102,9 @@ def probe_run(log: SessionLog, run_id: int | None) -> dict | None:
     return rows[0] if rows else None
 
 
-def update_probe_run(log: SessionLog, run_id: int, fields: dict) -> None:
+def update_probe_run(log: SessionLog, run_id: int, fields: Row) -> None:
     with log.transaction() as db:
-        db["probe_runs"].update(run_id, fields)
+        db.table("probe_runs").update(run_id, fields)
 
 
 def probe_item_keys(log: SessionLog, run_id: int) -> set[tuple[str, str, int]]:
@@ -113,13 +113,13 @@ def probe_item_keys(log: SessionLog, run_id: int) -> set[tuple[str, str, int]]:
     return {(r["probe_id"], r["lane"], r["sample"]) for r in rows}
 
 
-def add_probe_items(log: SessionLog, rows: list[dict]) -> None:
+def add_probe_items(log: SessionLog, rows: list[Row]) -> None:
     """Add a run's answers (an answer the run already has is kept)."""
     with log.transaction() as db:
-        db["probe_items"].insert_all(rows, ignore=True)
+        db.table("probe_items").insert_all(rows, ignore=True)
 
 
-def probe_items(log: SessionLog, run_id: int) -> list[dict]:
+def probe_items(log: SessionLog, run_id: int) -> list[Row]:
     """The run's answers, each with the latest human tag of its exchange (or None)."""
     return log.query(
         """select i.*, (select t.label from tags t where t.exchange_id = i.exchange_id

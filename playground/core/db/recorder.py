@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
-from playground.core.db.store import SessionLog, token_row
+from playground.core.db.store import Row, SessionLog, TokenFields, token_row
 from playground.core.events import Event, Finished, PromptReady, SearchDone, Stats, Token
 
 FLUSH_EVERY_S = 0.5
@@ -43,12 +44,12 @@ class ExchangeRecorder:
     """Writes one exchange as its events arrive. *server*: the answer comes from a server, which
     keeps its prompt cache to itself and may send no token probabilities (the options say so)."""
 
-    def __init__(self, log: SessionLog, fields: dict, server: bool = False):
+    def __init__(self, log: SessionLog, fields: Row, server: bool = False):
         self.log = log
         self.options = fields.get("options") or {}
         self.server = server
         self.id = log.start_exchange(**fields)
-        self.pending: list[dict] = []
+        self.pending: list[TokenFields] = []
         self.text = ""
         self.searches = 0
         self.logprobs = 0  # tokens that came with a probability
@@ -62,7 +63,7 @@ class ExchangeRecorder:
         elif isinstance(ev, SearchDone):
             ev = replace(ev, search_id=self._search(ev))
         elif isinstance(ev, PromptReady):
-            cost = (
+            cost: Row = (
                 {}
                 if self.server
                 else {"prompt_evaluated": ev.evaluated, "prompt_reused": ev.reused}
@@ -95,7 +96,7 @@ class ExchangeRecorder:
 
     def _finish(self, ev: Finished) -> None:
         self.text = ev.text
-        fields = {
+        fields: Row = {
             "status": ev.status,
             "finish_reason": ev.finish_reason,
             "error": ev.error,
@@ -107,13 +108,13 @@ class ExchangeRecorder:
             fields["options"] = {**self.options, "remote": True, "logprobs": logprobs}
         self.flush(**fields)
 
-    def flush(self, **fields) -> None:
+    def flush(self, **fields: Any) -> None:
         self.log.update_exchange(self.id, tokens=self.pending, output_text=self.text, **fields)
         self.pending = []
         self.last_flush = time.monotonic()
 
 
-def _stats_fields(stats: Stats | None, prompt: bool) -> dict:
+def _stats_fields(stats: Stats | None, prompt: bool) -> Row:
     """The exchange row's figures from an answer's Stats (*prompt*: with the prompt's cost)."""
     if stats is None:
         return {}

@@ -21,18 +21,36 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 import psutil
 import sqlite_utils
 
 from playground.core.db import migrations
 from playground.core.errors import PlaygroundError
-from playground.core.events import NO_TOKEN, SERVER_TOKEN, Alternative, Token
+from playground.core.events import (
+    NO_TOKEN,
+    SERVER_TOKEN,
+    Alternative,
+    ExchangeStatus,
+    FinishReason,
+    Token,
+)
 
 LABELS = ("correct", "hallucination", "abstained", "partial")
-STATUSES = ("pending", "streaming", "complete", "cancelled", "error", "interrupted")
+STATUSES: tuple[ExchangeStatus, ...] = (
+    "pending",
+    "streaming",
+    "complete",
+    "cancelled",
+    "error",
+    "interrupted",
+)
 BUSY_TIMEOUT_S = 30.0
+
+
+Row = dict[str, Any]
+"""A row as SQLite returns it, column name to value: for the open-ended query results."""
 
 
 class LogError(PlaygroundError):
@@ -50,29 +68,54 @@ class ExchangeRow(TypedDict, total=False):
     parent_id: int | None
     model_id: str
     model_kind: str | None
+    model_family: str | None
     model_path: str | None
+    model_sha256: str | None
+    model_info: str | None  # JSON
     mode: str
     abstain_t: float | None
-    options: str | None
+    options: str | None  # JSON
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    seed: int | None
+    max_tokens: int | None
+    stop: str | None  # JSON list
+    n_ctx: int | None
+    n_threads: int | None
+    n_gpu_layers: int | None
     question: str
     prompt_text: str | None
-    prompt_token_ids: str | None
+    prompt_token_ids: str | None  # JSON list
+    prompt_special: str | None  # JSON list of 0/1
     output_text: str | None
-    finish_reason: str | None
-    status: str
+    finish_reason: FinishReason | None
+    status: ExchangeStatus
     error: str | None
+    load_seconds: float | None
+    time_to_first_token: float | None
+    tokens_per_second: float | None
+    total_seconds: float | None
+    prompt_tokens: int | None
+    prompt_evaluated: int | None
+    prompt_reused: int | None
     completion_tokens: int | None
     answer_tokens: int | None
     mean_logprob: float | None
     confidence: float | None
+    dropped_turns: int | None
     searches: int | None
+    pid: int | None
+    proc_started: float | None
+    host: str | None
+    created_at: str
+    updated_at: str
 
 
-class TokenRow(TypedDict):
-    """A row of `tokens`: one generated token. A server's token has no id (NULL), a server may
-    send no probability (NULL); text released without a token has no row."""
+class TokenFields(TypedDict):
+    """A row of `tokens` without its exchange: one generated token. A server's token has no id
+    (NULL), a server may send no probability (NULL); text released without a token has no row."""
 
-    exchange_id: int
     position: int
     token_id: int | None
     text: str
@@ -81,7 +124,18 @@ class TokenRow(TypedDict):
     elapsed: float
 
 
-def token_row(ev: Token) -> dict | None:
+class TokenRow(TokenFields):
+    """A row of `tokens`."""
+
+    exchange_id: int
+
+
+def exchange_row(row: Row) -> ExchangeRow:
+    """A row read from `exchanges` as the typed row it is (SQLite returns plain dicts)."""
+    return cast(ExchangeRow, row)
+
+
+def token_row(ev: Token) -> TokenFields | None:
     """The row a Token event is logged as (None for text released without a token)."""
     if ev.token_id == NO_TOKEN:
         return None
@@ -116,7 +170,7 @@ def now_iso() -> str:
 
 def _proc_started(pid: int) -> float | None:
     try:
-        return psutil.Process(pid).create_time()
+        return float(psutil.Process(pid).create_time())
     except (psutil.Error, OSError):
         return None
 
@@ -133,7 +187,7 @@ def default_tagger() -> str:
 class SessionLog:
     """One process's connection to the session database. Thread-safe."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path).expanduser()
         self._lock = threading.RLock()
         self.pid = os.getpid()
@@ -264,15 +318,15 @@ class SessionLog:
                     )
         return len(dead)
 
-    def query(self, sql: str, params: list | tuple = ()) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[Row]:
         """Rows of a read query, as dicts (for the query functions of this package)."""
         with self._lock:
             return list(self.db.query(sql, params))
 
-    def insert(self, table: str, row: dict) -> int:
+    def insert(self, table: str, row: Row) -> int:
         """Insert one row in its own transaction; returns its id."""
         with self.transaction() as db:
-            db[table].insert(row)
+            db.table(table).insert(row)
             return int(db.conn.execute("select last_insert_rowid()").fetchone()[0])
 
     def close(self) -> None:
@@ -287,7 +341,7 @@ class SessionLog:
 
         sid = uuid.uuid4().hex[:12]
         with self.transaction() as db:
-            db["sessions"].insert(
+            db.table("sessions").insert(
                 {
                     "id": sid,
                     "created_at": now_iso(),
@@ -301,7 +355,7 @@ class SessionLog:
             )
         return sid
 
-    def start_exchange(self, **fields) -> int:
+    def start_exchange(self, **fields: Any) -> int:
         row = {
             **fields,
             "status": "pending",
@@ -315,20 +369,22 @@ class SessionLog:
             if key in row and not isinstance(row[key], str | None):
                 row[key] = json.dumps(row[key])
         with self.transaction() as db:
-            db["exchanges"].insert(row)
+            db.table("exchanges").insert(row)
             return int(db.conn.execute("select last_insert_rowid()").fetchone()[0])
 
-    def update_exchange(self, exchange_id: int, tokens: list[dict] | None = None, **fields) -> None:
+    def update_exchange(
+        self, exchange_id: int, tokens: list[TokenFields] | None = None, **fields: Any
+    ) -> None:
         fields["updated_at"] = now_iso()
         for key in ("prompt_token_ids", "prompt_special", "options"):
             if key in fields and not isinstance(fields[key], str | None):
                 fields[key] = json.dumps(fields[key])
         with self.transaction() as db:
             if tokens:
-                db["tokens"].insert_all(
+                db.table("tokens").insert_all(
                     [{"exchange_id": exchange_id, **t} for t in tokens], replace=True
                 )
-            db["exchanges"].update(exchange_id, fields)
+            db.table("exchanges").update(exchange_id, fields)
 
     def add_tag(
         self, exchange_id: int, label: str, note: str | None = None, tagger: str | None = None
@@ -337,7 +393,7 @@ class SessionLog:
             raise LogError(f"unknown label {label!r}: use one of {', '.join(LABELS)}")
         self.exchange(exchange_id)
         with self.transaction() as db:
-            db["tags"].insert(
+            db.table("tags").insert(
                 {
                     "exchange_id": exchange_id,
                     "label": label,
@@ -348,16 +404,18 @@ class SessionLog:
             )
             return int(db.conn.execute("select last_insert_rowid()").fetchone()[0])
 
-    def add_search(self, exchange_id: int | None, **fields) -> int:
+    def add_search(self, exchange_id: int | None, **fields: Any) -> int:
         if isinstance(fields.get("results"), list):
             fields["results"] = json.dumps(fields["results"])
         with self.transaction() as db:
-            db["searches"].insert({"exchange_id": exchange_id, "created_at": now_iso(), **fields})
+            db.table("searches").insert(
+                {"exchange_id": exchange_id, "created_at": now_iso(), **fields}
+            )
             return int(db.conn.execute("select last_insert_rowid()").fetchone()[0])
 
-    def update_search(self, search_id: int, **fields) -> None:
+    def update_search(self, search_id: int, **fields: Any) -> None:
         with self.transaction() as db:
-            db["searches"].update(search_id, fields, alter=True)
+            db.table("searches").update(search_id, fields, alter=True)
 
     def recorded_search(self, query: str, backend: str) -> str | None:
         """The results JSON of the latest successful search for *query* on *backend*."""
@@ -367,9 +425,10 @@ class SessionLog:
                 "order by id desc limit 1",
                 (backend, query),
             ).fetchone()
-        return row[0] if row else None
+        results: str | None = row[0] if row else None
+        return results
 
-    def searches(self, exchange_id: int) -> list[dict]:
+    def searches(self, exchange_id: int) -> list[Row]:
         with self._lock:
             return list(
                 self.db.query(
@@ -383,17 +442,18 @@ class SessionLog:
             rows = list(self.db.query("select * from exchanges where id = ?", [exchange_id]))
         if not rows:
             raise LogError(f"no exchange with id {exchange_id} in {self.path}")
-        return rows[0]
+        return exchange_row(rows[0])
 
     def tokens(self, exchange_id: int) -> list[TokenRow]:
         with self._lock:
-            return list(
+            rows = list(
                 self.db.query(
                     "select * from tokens where exchange_id = ? order by position", [exchange_id]
                 )
             )
+        return [cast(TokenRow, r) for r in rows]
 
-    def tags(self, exchange_id: int) -> list[dict]:
+    def tags(self, exchange_id: int) -> list[Row]:
         with self._lock:
             return list(
                 self.db.query("select * from tags where exchange_id = ? order by id", [exchange_id])

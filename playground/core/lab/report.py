@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import TypedDict
 
-from playground.core.db import SessionLog
+from playground.core.db import Row, SessionLog
 from playground.core.lab import scores
 from playground.core.lab.runner import agreement, get_run, items
 
@@ -19,17 +20,45 @@ SIGNALS = {
 }
 
 
-def build(log: SessionLog, run_id: int | None = None) -> dict:
+class Calibration(TypedDict):
+    """How well one confidence signal predicts a correct answer, for one lane."""
+
+    name: str
+    n: int
+    ece: float
+    brier: float
+    auroc: float | None
+    reliability: list[scores.ReliabilityBin]
+
+
+class LaneReport(TypedDict):
+    lane: str
+    simpleqa: scores.SimpleQA
+    targets: dict[float, float]  # confidence target t -> score
+    false_acceptance: float | None
+    false_refusal: float | None
+    human_disagreements: int
+    human_tagged: int
+    calibration: dict[str, Calibration]  # by signal (SIGNALS)
+
+
+class Report(TypedDict):
+    run: Row  # the probe_runs row
+    lanes: list[LaneReport]
+    n_items: int
+
+
+def build(log: SessionLog, run_id: int | None = None) -> Report:
     run = get_run(log, run_id)
     rows = items(log, run["id"])
-    by_lane: dict[str, list[dict]] = defaultdict(list)
-    samples: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    by_lane: dict[str, list[Row]] = defaultdict(list)
+    samples: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for r in rows:
         if r["sample"] == 0:
             by_lane[r["lane"]].append(r)
         else:
             samples[(r["lane"], r["probe_id"])].append(r)
-    lanes = []
+    lanes: list[LaneReport] = []
     for lane in json.loads(run["lanes"]):
         greedy = by_lane.get(lane, [])
         outcomes = [r["outcome"] for r in greedy]
@@ -37,7 +66,7 @@ def build(log: SessionLog, run_id: int | None = None) -> dict:
             r["agreement"] = agreement(r, samples.get((lane, r["probe_id"]), []))
         invented = [r for r in greedy if r["type"] in ("invented", "unknowable")]
         facts = [r for r in greedy if r["type"] == "fact"]
-        entry = {
+        entry: LaneReport = {
             "lane": lane,
             "simpleqa": scores.simpleqa(outcomes),
             "targets": {t: scores.target_score(outcomes, t) for t in scores.TARGETS},
@@ -71,17 +100,17 @@ def build(log: SessionLog, run_id: int | None = None) -> dict:
     return {"run": run, "lanes": lanes, "n_items": len(rows)}
 
 
-def pct(x) -> str:
+def pct(x: float | None) -> str:
     """A share as a whole percentage, "-" for none."""
     return "-" if x is None else f"{x:.0%}"
 
 
-def num(x, digits=3) -> str:
+def num(x: float | None, digits: int = 3) -> str:
     """A figure with *digits* decimals, "-" for none."""
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def markdown(rep: dict, svgs: dict[str, str]) -> str:
+def markdown(rep: Report, svgs: dict[str, str]) -> str:
     run = rep["run"]
     out = [
         f"# Probe run {run['id']}: `{run['set_name']}`",
@@ -139,16 +168,16 @@ def markdown(rep: dict, svgs: dict[str, str]) -> str:
 
 
 def reliability_svg(
-    title: str, reliability: list[dict], width: int = 360, height: int = 360
+    title: str, reliability: list[scores.ReliabilityBin], width: int = 360, height: int = 360
 ) -> str:
     """A reliability diagram: confidence bins on x, accuracy on y, the diagonal for reference."""
     pad = 40
     w, h = width - 2 * pad, height - 2 * pad
 
-    def x(v):
+    def x(v: float) -> float:
         return pad + v * w
 
-    def y(v):
+    def y(v: float) -> float:
         return pad + (1 - v) * h
 
     parts = [
@@ -177,7 +206,7 @@ def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def write(rep: dict, folder: Path, signal: str = "conf_normalized") -> Path:
+def write(rep: Report, folder: Path, signal: str = "conf_normalized") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     svgs = {}
     for i, e in enumerate(rep["lanes"]):

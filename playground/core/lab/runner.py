@@ -6,11 +6,12 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from playground.core.db import SessionLog, now_iso, queries
-from playground.core.engine import Sampling
+from playground.core.db import Row, SessionLog, now_iso, queries
+from playground.core.engine import Model, Sampling
 from playground.core.errors import PlaygroundError
-from playground.core.events import Token
+from playground.core.events import Event, Token
 from playground.core.lab.grading import (
     CORRECT,
     INCORRECT,
@@ -21,12 +22,17 @@ from playground.core.lab.grading import (
 )
 from playground.core.lab.probes import Probe
 from playground.core.playground import Playground
+from playground.core.remote import RemoteModel
 
 PTRUE_TEMPLATE = (
     "Question: {question}\nProposed answer: {answer}\nIs the proposed answer:\n (A) True\n (B) False\n"
     "The proposed answer is: ("
 )
 SAMPLE_TEMPERATURE = 1.0
+
+
+Judge = Callable[[Probe, str], str | None]
+"""A judge lane's verdict on an answer (a grading letter), None where it gives none."""
 
 
 class LabError(PlaygroundError):
@@ -40,7 +46,7 @@ class Progress:
     question: str
 
 
-def p_true(model, question: str, answer: str) -> float | None:
+def p_true(model: Model, question: str, answer: str) -> float | None:
     """Kadavath et al.: ask the same model whether its answer is true; p(A) / (p(A) + p(B))."""
     text = PTRUE_TEMPLATE.format(question=question, answer=answer.strip()[:300])
     ids = model.tokenize(text, special=False)
@@ -62,7 +68,7 @@ def start_run(
     samples: int,
     limit: int | None,
     max_tokens: int,
-    options: dict,
+    options: dict[str, Any],
 ) -> int:
     return queries.add_probe_run(
         log,
@@ -80,7 +86,7 @@ def start_run(
     )
 
 
-def get_run(log: SessionLog, run_id: int | None) -> dict:
+def get_run(log: SessionLog, run_id: int | None) -> Row:
     run = queries.probe_run(log, run_id)
     if run is None:
         raise LabError(
@@ -104,7 +110,7 @@ def run_probes(
     max_tokens: int,
     seed: int = 0,
     ptrue: bool = True,
-    judge=None,
+    judge: Judge | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> None:
     """Ask every probe on every lane (lanes run side by side); skip what the run already has."""
@@ -126,7 +132,7 @@ def run_probes(
             pg.reset_conversations()
             tokens: dict[str, list[float]] = {}
 
-            def collect(ev, tokens=tokens):
+            def collect(ev: Event, tokens: dict[str, list[float]] = tokens) -> None:
                 if isinstance(ev, Token) and ev.token_id != -1 and ev.logprob == ev.logprob:
                     tokens.setdefault(ev.lane, []).append(ev.logprob)
 
@@ -138,7 +144,7 @@ def run_probes(
                 )
             )
             results = pg.ask(probe.question, sampling, emit=collect, lanes=todo)
-            rows = []
+            rows: list[Row] = []
             for r in results:
                 if r.status == "error":
                     raise LabError(
@@ -146,7 +152,7 @@ def run_probes(
                     )
                 g = grade(probe, r.text)
                 lps = tokens.get(r.lane.name, [])[: r.stats.answer_tokens if r.stats else None]
-                row = {
+                row: Row = {
                     "run_id": run_id,
                     "probe_id": probe.id,
                     "question": probe.question,
@@ -167,8 +173,16 @@ def run_probes(
                     "judge": None,
                     "created_at": now_iso(),
                 }
-                if ptrue and sample == 0 and r.lane.model is not None and first_answer(r.text):
-                    row["conf_ptrue"] = p_true(r.lane.model, probe.question, first_answer(r.text))
+                model = r.lane.model
+                # a server's model gives no next-token log-probabilities for a prompt: no p(True)
+                if (
+                    ptrue
+                    and sample == 0
+                    and model is not None
+                    and not isinstance(model, RemoteModel)
+                    and first_answer(r.text)
+                ):
+                    row["conf_ptrue"] = p_true(model, probe.question, first_answer(r.text))
                 if judge is not None and sample == 0 and probe.answers:
                     row["judge"] = judge(probe, r.text)
                 rows.append(row)
@@ -176,7 +190,7 @@ def run_probes(
     queries.update_probe_run(log, run_id, {"status": "complete", "finished_at": now_iso()})
 
 
-def make_judge(pg_judge: Playground):
+def make_judge(pg_judge: Playground) -> Judge:
     """A judge lane grading with the three-way rubric; None where the judge gives no letter."""
     from playground.core.lab.grading import JUDGE_PROMPT, parse_judge
 
@@ -203,7 +217,7 @@ HUMAN = {
 }
 
 
-def items(log: SessionLog, run_id: int) -> list[dict]:
+def items(log: SessionLog, run_id: int) -> list[Row]:
     """The run's answers, each with its final outcome: a human tag overrides the automatic grade."""
     rows = queries.probe_items(log, run_id)
     for r in rows:
@@ -216,7 +230,7 @@ def items(log: SessionLog, run_id: int) -> list[dict]:
     return rows
 
 
-def agreement(greedy: dict, samples: list[dict]) -> float | None:
+def agreement(greedy: Row, samples: list[Row]) -> float | None:
     """Share of the temperature-1 samples that give the greedy answer (token F1 >= 0.5)."""
     if not samples:
         return None

@@ -135,6 +135,7 @@ def compare(
     """
     from playground.core.engine import Sampling
     from playground.core.lab.grading import grade
+    from playground.core.remote import RemoteModel
 
     say = status or (lambda text: None)
     outcomes: dict[str, list[str]] = {lane.spec.text: [] for lane in pg.lanes}
@@ -145,9 +146,15 @@ def compare(
             outcomes[r.lane.spec.text].append(grade(p, r.text)["outcome"])
     classified: dict[str, Classification] = {}
     for lane in pg.lanes:
-        if lane.model is not None and lane.model.model_id not in classified:
-            say(f"scoring {len(sts)} statements with {lane.model.model_id}…")
-            classified[lane.model.model_id] = classify(lane.model, sts)
+        # a server's model gives no prompt log-probabilities: no classifier figures (None)
+        model = lane.model
+        if (
+            model is not None
+            and not isinstance(model, RemoteModel)
+            and model.model_id not in classified
+        ):
+            say(f"scoring {len(sts)} statements with {model.model_id}…")
+            classified[model.model_id] = classify(model, sts)
     rows: list[ValidityRow] = []
     for lane in pg.lanes:
         c = classified.get(lane.model.model_id) if lane.model else None

@@ -9,11 +9,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from playground.core.errors import PlaygroundError
+from playground.core.events import SearchResult
 from playground.core.locations import cache_dir
 from playground.core.search.markers import MAX_QUERY_CHARS
 
@@ -40,8 +41,8 @@ class Result:
     source: str
     text: str
 
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+    def as_dict(self) -> SearchResult:
+        return SearchResult(title=self.title, source=self.source, text=self.text)
 
 
 def check_query(query: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from playground.core.events import Event, SearchDone, SearchStarted, Token
+from playground.core.events import Event, SearchDone, SearchKind, SearchOption, SearchStarted, Token
 from playground.core.search.backends import Result
 from playground.core.search.markers import Invented, MarkerParser, Query, Unterminated
 from playground.core.search.markers import Text as MarkerText
@@ -38,7 +38,7 @@ class SearchLoop:
     def __init__(
         self,
         lane: str,
-        mode: str | None,
+        mode: SearchOption | None,
         run_search: RunSearch,
         backend_name: str,
         emit: Callable[[Event], None],
@@ -93,7 +93,7 @@ class SearchLoop:
         position: int,
         count: Callable[[str], int],
         budget: int = DEFAULT_BUDGET,
-    ) -> tuple[str, str, list[Result] | None, str | None, float, str]:
+    ) -> tuple[SearchKind, str, list[Result] | None, str | None, float, str]:
         """The block that answers a model's query: results, or a "no more searches" block after
         MAX_SEARCHES. Returns (kind, block, results, error, seconds, backend)."""
         if self.answered >= MAX_SEARCHES:
