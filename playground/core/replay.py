@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-from playground.core.db import Row, SessionLog, token_event
+from playground.core.db import ExchangeRow, Row, SessionLog, TokenRow, token_event
 from playground.core.events import (
     NO_TOKEN,
     Event,
@@ -30,7 +30,13 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list[Event]
     """Started, PromptReady, the searches and tokens in stream order, Finished."""
     ex = log.exchange(exchange_id)
     tokens = log.tokens(exchange_id)
-    searches = log.searches(exchange_id)
+    events = _opening(ex, exchange_id, lane)
+    body, text = _answer(ex, tokens, log.searches(exchange_id), lane)
+    return [*events, *body, _finished(ex, exchange_id, lane, len(tokens), text)]
+
+
+def _opening(ex: ExchangeRow, exchange_id: int, lane: str) -> list[Event]:
+    """Started and PromptReady, as the live run emitted them."""
     sampling: dict[str, Any] = {
         "temperature": ex.get("temperature"),
         "top_p": ex.get("top_p"),
@@ -39,7 +45,9 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list[Event]
         "max_tokens": ex.get("max_tokens"),
     }
     options = json.loads(ex["options"] or "{}") if ex.get("options") else {}
-    events: list[Event] = [
+    ids = json.loads(ex["prompt_token_ids"] or "[]")
+    special = [bool(x) for x in json.loads(ex.get("prompt_special") or "[]")]
+    return [
         Started(
             lane,
             exchange_id,
@@ -48,11 +56,7 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list[Event]
             ex["abstain_t"],
             sampling,
             options.get("search"),
-        )
-    ]
-    ids = json.loads(ex["prompt_token_ids"] or "[]")
-    special = [bool(x) for x in json.loads(ex.get("prompt_special") or "[]")]
-    events.append(
+        ),
         PromptReady(
             lane,
             exchange_id,
@@ -62,9 +66,16 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list[Event]
             ex.get("prompt_evaluated") or 0,
             ex.get("prompt_reused") or 0,
             ex.get("dropped_turns") or 0,
-        )
-    )
-    # Place each search before the first token generated after it.
+        ),
+    ]
+
+
+def _answer(
+    ex: ExchangeRow, tokens: list[TokenRow], searches: list[Row], lane: str
+) -> tuple[list[Event], str]:
+    """The tokens with each search placed before the first token generated after it; returns
+    the events and the answer's visible text."""
+    events: list[Event] = []
     pending = sorted(searches, key=lambda s: (s["token_index"] or 0, s["id"]))
     text = ""
     if tokens:
@@ -81,24 +92,19 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list[Event]
             events.append(token_event(t, lane, delta))
             text += delta
         if pos < len(visible):  # text the token pieces do not account for (held-back stop text)
-            events.append(
-                Token(
-                    lane,
-                    len(tokens),
-                    NO_TOKEN,
-                    "",
-                    visible[pos:],
-                    0.0,
-                    [],
-                    tokens[-1]["elapsed"] or 0.0,
-                )
-            )
+            elapsed = tokens[-1]["elapsed"] or 0.0
+            events.append(Token(lane, len(tokens), NO_TOKEN, "", visible[pos:], 0.0, [], elapsed))
             text += visible[pos:]
     else:
         text = ex["output_text"] or ""
         if text:
             events.append(Token(lane, 0, NO_TOKEN, "", text, 0.0, [], 0.0))
     events += [_search(s, lane) for s in pending]
+    return events, text
+
+
+def _finished(ex: ExchangeRow, exchange_id: int, lane: str, n_tokens: int, text: str) -> Finished:
+    """The logged outcome and figures as the Finished event."""
     stats = None
     if ex["completion_tokens"] is not None:
         stats = Stats(
@@ -106,7 +112,7 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list[Event]
             evaluated=ex.get("prompt_evaluated") or 0,
             reused=ex.get("prompt_reused") or 0,
             completion_tokens=ex["completion_tokens"] or 0,
-            answer_tokens=ex["answer_tokens"] or len(tokens),
+            answer_tokens=ex["answer_tokens"] or n_tokens,
             time_to_first_token=ex.get("time_to_first_token"),
             tokens_per_second=ex.get("tokens_per_second"),
             total_seconds=ex.get("total_seconds") or 0.0,
@@ -121,18 +127,9 @@ def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list[Event]
         else "cancelled"
     )
     reason: FinishReason = ex["finish_reason"] or _reason_of_status(logged)
-    events.append(
-        Finished(
-            lane,
-            exchange_id,
-            status,
-            reason,
-            ex["output_text"] or text,
-            stats,
-            ex["error"],
-        )
+    return Finished(
+        lane, exchange_id, status, reason, ex["output_text"] or text, stats, ex["error"]
     )
-    return events
 
 
 def _reason_of_status(status: ExchangeStatus) -> FinishReason:
