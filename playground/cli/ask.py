@@ -30,6 +30,7 @@ from playground.core.events import (
 from playground.core.lanespec import DEFAULT_LANES, parse_lanes
 from playground.core.locations import default_db_path
 from playground.core.playground import Playground
+from playground.core.textsafe import visible
 
 SAMPLE_QUESTION = "Who is Zyler Vance?"
 POLL_S = 0.1
@@ -90,25 +91,29 @@ class LiveColumns:
         panels = []
         for lane in self.pg.lanes:
             spec = lane.model_spec
-            title = Text(lane.spec.text, style="bold")
+            title = Text(visible(lane.spec.text), style="bold")
             if spec is not None:
                 sub = f"{spec.id} · {spec.family_name(lane.model.info if lane.model else None)} · {_kind_label(spec.kind)}"
             else:
                 sub = lane.spec.model
-            body = Text(self.text[lane.name].strip() or "…")
+            body = Text(visible(self.text[lane.name].strip()) or "…")
             status = self.status[lane.name]
             style = "red" if status.startswith("error") else "dim"
             panels.append(
                 Panel(
                     Group(
-                        Text(sub, style="cyan"), Text(""), body, Text(""), Text(status, style=style)
+                        Text(visible(sub), style="cyan"),
+                        Text(""),
+                        body,
+                        Text(""),
+                        Text(visible(status), style=style),
                     ),
                     title=title,
                     border_style="red" if status.startswith("error") else "blue",
                 )
             )
         grid.add_row(*panels)
-        return Group(Text(f"Q: {self.question}", style="bold"), grid)
+        return Group(Text(visible(f"Q: {self.question}"), style="bold"), grid)
 
 
 def _searches_json(log: SessionLog, exchange_id: int | None) -> list[dict]:
@@ -252,7 +257,7 @@ def _print_summary(console, pg: Playground, log: SessionLog, view, live, results
     console.print(Text(f"Logged to {log.path} (session {pg.session_id})", style="dim"))
     for r in results:
         if r.error:
-            console.print(Text(f"{r.lane.spec.text}: {r.error}", style="red"))
+            console.print(Text(visible(f"{r.lane.spec.text}: {r.error}"), style="red"))
 
 
 @click.command()

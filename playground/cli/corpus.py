@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from playground.cli import options as opt
+from playground.core.textsafe import visible
 
 
 @click.group()
@@ -29,10 +30,10 @@ def corpus_add(paths, corpus_path):
         try:
             n = c.add_file(p)
             added += 1
-            click.echo(f"added {p} ({n} passage{'s' if n != 1 else ''})")
+            click.echo(visible(f"added {p} ({n} passage{'s' if n != 1 else ''})"))
         except SearchError as e:
             skipped += 1
-            click.secho(f"skipped: {e}", fg="yellow", err=True)
+            click.secho(visible(f"skipped: {e}"), fg="yellow", err=True)
     click.echo(
         f"{added} file(s) added, {skipped} skipped; the corpus at {c.path} holds {c.count()} passages"
     )
@@ -54,7 +55,7 @@ def corpus_search(query, corpus_path, as_json):
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False))
         return
-    click.echo(results_block(results, None, lambda t: len(t.split())).strip())
+    click.echo(visible(results_block(results, None, lambda t: len(t.split())).strip()))
 
 
 COMMANDS = [corpus]

@@ -17,6 +17,7 @@ from playground.core.lab.report import SIGNALS
 from playground.core.lanespec import parse_lanes
 from playground.core.locations import default_db_path
 from playground.core.playground import Playground
+from playground.core.textsafe import visible
 
 PROBE_LANES = "base:few-shot,base:few-shot+abstain@0.75,tuned:chat,tuned:chat+abstain@0.75"
 
@@ -137,7 +138,7 @@ def probe(resume_id, db_path, models_dir, base, tuned, search_backend, corpus_pa
             s["seed"],
             s["ptrue"],
             judge,
-            progress=lambda p: bar.update(task, completed=p.done, q=Text(p.question[:50])),
+            progress=lambda p: bar.update(task, completed=p.done, q=Text(visible(p.question[:50]))),
         )
     click.echo(
         f"probe run {run_id} complete: {len(probes)} questions × {len(specs)} lanes logged to {log.path}; see `playground report {run_id}`"

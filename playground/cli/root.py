@@ -15,6 +15,7 @@ from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
 from playground.core.lanespec import DEFAULT_LANES
 from playground.core.locations import default_db_path
+from playground.core.textsafe import visible
 
 
 class PlaygroundGroup(click.Group):
@@ -24,7 +25,7 @@ class PlaygroundGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PlaygroundError as e:
-            click.secho(f"Error: {e}", fg="red", err=True)
+            click.secho(f"Error: {visible(str(e))}", fg="red", err=True)
             ctx.exit(1)
 
 

@@ -16,6 +16,7 @@ from playground.core.errors import PlaygroundError
 from playground.core.export import FORMATS
 from playground.core.lanespec import parse_lanes
 from playground.core.playground import Playground
+from playground.core.textsafe import visible
 
 
 @click.command()
@@ -45,7 +46,7 @@ def sessions(db_path, limit, model, mode, tag, text, as_json):
         t.add_row(
             r["id"] + (f"\n(re-run of {r['parent_id']})" if r["parent_id"] else ""),
             (r["created_at"] or "")[:19].replace("T", " "),
-            Text(", ".join(json.loads(r["lanes"] or "[]"))),
+            Text(visible(", ".join(json.loads(r["lanes"] or "[]")))),
             str(r["turns"]),
             str(r["exchanges"]),
             str(r["tags"]),
@@ -191,8 +192,8 @@ def rerun(session_id, lanes_text, max_tokens, db_path, models_dir, base, tuned, 
         t.add_row(
             str(o["turn"] + 1),
             o["lane"],
-            Text((o["recorded"] or "-").strip()),
-            Text(o["now"].strip()),
+            Text(visible((o["recorded"] or "-").strip())),
+            Text(visible(o["now"].strip())),
         )
     Console().print(t)
 

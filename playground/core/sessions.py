@@ -17,6 +17,7 @@ from playground.core.db import (
     queries,
 )
 from playground.core.errors import PlaygroundError
+from playground.core.textsafe import visible
 
 VERDICTS = ("better", "tie", "both_bad")
 HONEST_REFUSAL = (
@@ -235,7 +236,8 @@ def export_markdown(log: SessionLog, sess: Row, rows: list[ExchangeRow]) -> str:
         if r["error"]:
             text += f"\n\n_error: {r['error']}_"
         out += [head, "", "```text", text.replace("```", "`\u200b``"), "```", ""]
-    return "\n".join(out)
+    # A transcript is read on a screen: terminal control sequences in it are shown, not obeyed.
+    return visible("\n".join(out))
 
 
 def export_sft(log: SessionLog, rows: list[ExchangeRow]) -> list[SftRecord]:

@@ -16,6 +16,7 @@ from playground.core.engine import EngineError, Sampling
 from playground.core.errors import PlaygroundError
 from playground.core.lanespec import LaneSpec, parse_lane
 from playground.core.prompts import MODES
+from playground.tui.widgets.safe import SafeStatic
 
 
 class TextPrompt(ModalScreen[str | None]):
@@ -34,7 +35,7 @@ class TextPrompt(ModalScreen[str | None]):
         with Vertical(classes="form"):
             yield Label(Text(self.title_text), classes="title")
             yield Input(value=self.value, placeholder=self.placeholder, id="prompt-value")
-            yield Static("", id="form-error", classes="error")
+            yield SafeStatic("", id="form-error", classes="error")
             yield Label(Text("Enter to accept · Esc to cancel", style="dim"))
 
     @on(Input.Submitted)
@@ -125,7 +126,7 @@ class LaneSettingsScreen(ModalScreen[LaneSettings | None]):
                 yield Input(
                     value="" if s.seed is None else str(s.seed), placeholder="random", id="seed"
                 )
-            yield Static("", id="form-error", classes="error")
+            yield SafeStatic("", id="form-error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Apply", variant="primary", id="apply")
                 yield Button("Cancel", id="cancel")

@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from playground.tui.widgets.safe import SafeStatic
+
 
 class InspectorScreen(Screen[None]):
     BINDINGS = [Binding("escape,q,i", "dismiss", "Close")]
@@ -44,15 +46,15 @@ class InspectorScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="inspector-box"):
-            yield Static(id="inspector-summary", classes="title")
-            yield Static(
+            yield SafeStatic(id="inspector-summary", classes="title")
+            yield SafeStatic(
                 Text("What the model saw (special tokens highlighted):", style="bold underline")
             )
-            yield Static(id="inspector-text")
-            yield Static(
+            yield SafeStatic(id="inspector-text")
+            yield SafeStatic(
                 Text("\nToken ids (one box per token; cached ones dim):", style="bold underline")
             )
-            yield Static(id="inspector-ids")
+            yield SafeStatic(id="inspector-ids")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -11,10 +11,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Footer
 
 from playground.core.lab.report import num, pct
 from playground.core.lab.scores import TARGETS
+from playground.core.textsafe import visible
+from playground.tui.widgets.safe import SafeStatic
 
 MARK = {"correct": "✓", "incorrect": "✗", "not_attempted": "–"}
 
@@ -31,14 +33,14 @@ class LabScreen(Screen[str | None]):
     def compose(self) -> ComposeResult:
         run = self.report["run"]
         with Vertical(id="lab-box"):
-            yield Static(
+            yield SafeStatic(
                 Text(
                     f"Probe run {run['id']} · set {run['set_name']} · {run['status']} · {self.report['n_items']} answers  (Enter opens a question's answers in the matching lanes)",
                     style="bold",
                 ),
                 classes="title",
             )
-            yield Static(self._tables(), id="lab-tables")
+            yield SafeStatic(self._tables(), id="lab-tables")
             table = DataTable(id="lab-questions", cursor_type="row", zebra_stripes=True)
             yield table
         yield Footer()
@@ -55,7 +57,7 @@ class LabScreen(Screen[str | None]):
                 ] = r["outcome"]
         for pid, row in by_probe.items():
             table.add_row(
-                Text(row["question"]),
+                Text(visible(row["question"])),
                 row["type"],
                 *[MARK.get(row.get(lane, ""), "") for lane in self.lanes],
                 key=pid,

@@ -25,12 +25,14 @@ from playground.core.errors import PlaygroundError
 from playground.core.events import Finished, LaneNotReady, ModelLoaded, ModelLoading, Started
 from playground.core.lanespec import LaneSpec, parse_lane
 from playground.core.playground import Lane, Playground
+from playground.core.textsafe import visible
 from playground.tui.keys import ANY_SCREEN_ACTIONS, LANES_SCREEN_KEYS
 from playground.tui.screens.forms import LaneSettingsScreen, TextPrompt
 from playground.tui.screens.help import HelpScreen
 from playground.tui.screens.inspector import InspectorScreen
 from playground.tui.widgets.lane import LaneView
 from playground.tui.widgets.prompt_input import PromptInput
+from playground.tui.widgets.safe import SafeStatic
 from playground.tui.widgets.status_bar import StatusBar
 
 MAX_LANES = 4
@@ -72,7 +74,7 @@ class LanesScreen(Screen):
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static(id="narration")
+        yield SafeStatic(id="narration")
         with Horizontal(id="lanes"):
             for lane in self.pg.lanes:
                 yield self._make_view(lane)
@@ -146,7 +148,7 @@ class LanesScreen(Screen):
         while self.events:
             ev = self.events.popleft()
             if isinstance(ev, Notice):
-                self.notify(ev.text)
+                self.notify(visible(ev.text), markup=False)
                 continue
             view = self.views.get(ev.lane)
             if view is None:

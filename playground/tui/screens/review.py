@@ -15,6 +15,7 @@ from textual.widgets import Footer, Static
 from playground.core.db import SessionLog, queries, token_event
 from playground.core.sessions import add_vote, exchanges
 from playground.tui.widgets.answer import prob_style, show_piece
+from playground.tui.widgets.safe import SafeStatic
 
 LABEL_KEYS = {"c": "correct", "h": "hallucination", "d": "abstained", "p": "partial"}
 
@@ -62,10 +63,10 @@ class ReviewScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="review-box"):
-            yield Static(id="review-progress", classes="title")
+            yield SafeStatic(id="review-progress", classes="title")
             with VerticalScroll():
-                yield Static(id="review-body")
-            yield Static(
+                yield SafeStatic(id="review-body")
+            yield SafeStatic(
                 Text(
                     "c correct · h hallucination · d didn't know · p partial · s skip · 1-4 this turn's better answer · = tie · 0 both bad · Esc closes",
                     style="dim",

@@ -10,10 +10,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Select, Static
+from textual.widgets import DataTable, Footer, Input, Select
 
 from playground.core.db import LABELS, SessionLog
 from playground.core.sessions import find_sessions
+from playground.core.textsafe import visible
+from playground.tui.widgets.safe import SafeStatic
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class SessionsScreen(Screen[SessionChoice | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="sessions-box"):
-            yield Static(
+            yield SafeStatic(
                 Text(
                     "Sessions: filter, then Enter reviews and tags a session, r re-runs it in today's lanes",
                     style="bold",
@@ -78,13 +80,13 @@ class SessionsScreen(Screen[SessionChoice | None]):
                 text=self.query_one("#sessions-search", Input).value.strip() or None,
             )
         except Exception as e:  # a malformed search: say so, keep the screen
-            self.notify(f"search: {e}", severity="warning")
+            self.notify(visible(f"search: {e}"), severity="warning", markup=False)
             return
         for r in rows:
             table.add_row(
                 r["id"],
                 (r["created_at"] or "")[:19].replace("T", " "),
-                Text(", ".join(json.loads(r["lanes"] or "[]"))),
+                Text(visible(", ".join(json.loads(r["lanes"] or "[]")))),
                 str(r["turns"]),
                 str(r["tags"]),
                 str(r["untagged"]),

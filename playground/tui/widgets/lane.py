@@ -40,6 +40,7 @@ from playground.core.prompts import MODES
 from playground.tui.screens.forms import TextPrompt
 from playground.tui.widgets.answer import Answer, prob_style, show_piece
 from playground.tui.widgets.lane_header import LaneHeader
+from playground.tui.widgets.safe import SafeStatic
 
 LAYOUT_EVERY_S = 0.3
 TARGETS = (0.5, 0.75, 0.9)  # t cycles through these abstention targets
@@ -163,9 +164,9 @@ class LaneView(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield LaneHeader(id="lane-header", classes="lane-header")
         with VerticalScroll(classes="lane-body"):
-            yield Static(id="lane-placeholder", classes="lane-placeholder")
-        yield Static(id="lane-detail", classes="lane-detail")
-        yield Static(id="lane-status", classes="lane-status")
+            yield SafeStatic(id="lane-placeholder", classes="lane-placeholder")
+        yield SafeStatic(id="lane-detail", classes="lane-detail")
+        yield SafeStatic(id="lane-status", classes="lane-status")
 
     # -- events from the engine -------------------------------------------------------------
     @property
@@ -175,7 +176,7 @@ class LaneView(Vertical, can_focus=True):
     def begin(self, question: str) -> Answer:
         ans = Answer(question=question)
         self.answers.append(ans)
-        widget = Static(classes="lane-answer")
+        widget = SafeStatic(classes="lane-answer")
         self._answer_widgets.append(widget)
         self.query_one(".lane-body", VerticalScroll).mount(widget)
         self.cursor = None
@@ -259,7 +260,7 @@ class LaneView(Vertical, can_focus=True):
     def note(self, text: str) -> None:
         self.notes.append((len(self.answers), text))
         self.query_one(".lane-body", VerticalScroll).mount(
-            Static(Text(f"— {text} —", style="italic dim"), classes="lane-note")
+            SafeStatic(Text(f"— {text} —", style="italic dim"), classes="lane-note")
         )
         self.dirty = True
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import Static
 
 from playground.core.engine import Sampling
 from playground.core.playground import Lane
 from playground.core.prompts import penalty
+from playground.tui.widgets.safe import SafeStatic
 
 if TYPE_CHECKING:
     from playground.tui.widgets.answer import Answer
@@ -40,7 +40,7 @@ def settings_text(mode: str, abstain: float | None, s: dict, search: str | None 
     return " · ".join(parts)
 
 
-class LaneHeader(Static):
+class LaneHeader(SafeStatic):
     """The top of a lane; its colours come from the theme (`app.tcss`)."""
 
     COMPONENT_CLASSES = {

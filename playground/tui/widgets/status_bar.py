@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import Static
 
 from playground.core.playground import Playground
+from playground.tui.widgets.safe import SafeStatic
 
 
-class StatusBar(Static):
+class StatusBar(SafeStatic):
     COMPONENT_CLASSES = {"status-bar--warning"}
     _shown: tuple | None = None  # what show() was given last, to paint again in a new theme
 
