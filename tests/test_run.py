@@ -7,6 +7,7 @@ the exchange logged to a real database."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -150,6 +151,10 @@ def test_an_unexpected_exception_fails_only_its_lane(catalog, log):
     assert (r2.status, r2.text) == ("complete", "fine")
     finished = [e for e in events if isinstance(e, Finished) and e.lane == pg.lanes[0].name]
     assert finished[-1].error == "RuntimeError: boom"
+    # The exchange row ends as an error with the message and the partial text, never "pending"
+    # (which the next start would relabel "interrupted", with no error text).
+    row = log.exchange(r1.exchange_id)
+    assert (row["status"], row["error"], row["output_text"]) == ("error", "RuntimeError: boom", "x")
 
 
 def test_a_prompt_that_does_not_fit_is_an_error_exchange(catalog, log):
@@ -302,3 +307,38 @@ def test_turns_continue_the_conversation(catalog, log):
     ask(pg, "second")
     assert fake.turns == [("first", "one"), ("second", "two")]
     assert pg.lanes[0].turns == 2
+
+
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"temperature": float("nan")}, "temperature must be a number >= 0, not nan"),
+        ({"temperature": float("inf")}, "temperature must be a number >= 0, not inf"),
+        ({"top_p": float("nan")}, "top-p must be in (0, 1], not nan"),
+        ({"seed": -1}, "from 0 to 2^63-1, not -1"),
+        ({"seed": 2**63}, "from 0 to 2^63-1, not 9223372036854775808"),
+    ],
+)
+def test_sampling_settings_that_cannot_work_are_refused(settings, message):
+    """NaN temperature, a negative seed and one SQLite cannot store used to fail inside the lane
+    (a traceback, a row left pending, or no row at all)."""
+    with pytest.raises(EngineError, match=re.escape(message)):
+        Sampling(**settings)
+    assert Sampling(seed=2**63 - 1).seed == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--temperature", "nan"], "temperature must be a number >= 0, not nan"),
+        (["--seed", "-1"], "from 0 to 2^63-1, not -1"),
+        (["--seed", str(2**63)], "from 0 to 2^63-1"),
+    ],
+)
+def test_ask_refuses_them_in_one_line(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from playground.cli import cli
+
+    r = CliRunner().invoke(cli, ["ask", "--db", str(tmp_path / "a.db"), *args, "hi"])
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output

@@ -11,6 +11,7 @@ Tests drive the same loop with a backend that replays a script (tests/test_run.p
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -40,6 +41,8 @@ from playground.core.search.tool import DEFAULT_BUDGET
 
 if TYPE_CHECKING:
     from playground.core.playground import Lane
+
+logger = logging.getLogger(__name__)
 
 NO_ROOM_BLOCK = (
     "\n<SEARCH_RESULTS>\nsearch failed: no room left in the context window\n</SEARCH_RESULTS>\n"
@@ -386,6 +389,9 @@ class LaneRun:
                     self._record(item)
         except EngineError as e:
             self.status, self.error, self.finish = "error", str(e), "error"
+        except Exception as e:  # a bug or third-party code: the row still ends as an error
+            logger.exception("lane %s failed", self.lane.spec.text)
+            self.status, self.error, self.finish = "error", f"{type(e).__name__}: {e}", "error"
         return self._close()
 
     # -- the stream ------------------------------------------------------------------------
