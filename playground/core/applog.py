@@ -41,7 +41,6 @@ log = logging.getLogger("playground")
 log.addHandler(logging.NullHandler())
 _llama_log = logging.getLogger(LLAMA_LOGGER)
 _setup_lock = threading.Lock()
-_configured: dict[str, object] = {}
 
 
 def log_path() -> Path:
@@ -78,7 +77,6 @@ def setup(verbose: bool = False) -> Path | None:
             err.setLevel(logging.DEBUG)
             err.setFormatter(logging.Formatter("%(name)s: %(message)s"))
             log.addHandler(err)
-        _configured["verbose"] = verbose
         return path
 
 

@@ -29,18 +29,18 @@ def llama_cpp_requirement() -> str:
     return "llama-cpp-python"
 
 
-def _gpu_build(flag: str) -> str:
-    return (
-        f'CMAKE_ARGS="-D{flag}=on -DLLAVA_BUILD=OFF" .venv/bin/pip install --force-reinstall '
-        f"--no-cache-dir --no-deps '{llama_cpp_requirement()}'"
-    )
+GPU_FLAGS = {"CUDA (NVIDIA)": "GGML_CUDA", "Metal (Apple)": "GGML_METAL", "Vulkan": "GGML_VULKAN"}
 
 
-GPU_BUILDS = {
-    "CUDA (NVIDIA)": _gpu_build("GGML_CUDA"),
-    "Metal (Apple)": _gpu_build("GGML_METAL"),
-    "Vulkan": _gpu_build("GGML_VULKAN"),
-}
+def gpu_builds() -> dict[str, str]:
+    """The command that rebuilds llama-cpp-python for each GPU backend (read when doctor runs,
+    not at import: the package metadata lookup is not free)."""
+    requirement = llama_cpp_requirement()
+    return {
+        name: f'CMAKE_ARGS="-D{flag}=on -DLLAVA_BUILD=OFF" .venv/bin/pip install --force-reinstall '
+        f"--no-cache-dir --no-deps '{requirement}'"
+        for name, flag in GPU_FLAGS.items()
+    }
 
 
 def gpu_layers(value: str | int | None) -> int | None:
@@ -132,5 +132,5 @@ def report(catalog: Catalog) -> dict[str, Any]:
         "memory_available_mb": round(vm.available / 1e6),
         "gpu_devices": devices,
         "models": models,
-        "install_gpu_build": {} if gpu else GPU_BUILDS,
+        "install_gpu_build": {} if gpu else gpu_builds(),
     }

@@ -139,9 +139,6 @@ class Playground:
         lane.turns = 0
         return lane
 
-    def lane_by_key(self, key: str) -> Lane | None:
-        return next((lane for lane in self.lanes if lane.key == key), None)
-
     def begin_turn(self) -> int:
         """Start a new turn (a question sent to the lanes); returns its number."""
         self.ensure_session()
