@@ -80,7 +80,7 @@ def doctor(models_dir, base, tuned, as_json):
         )
     )
     c.print(
-        f"CPU: {rep['cpu_threads']} threads available (two lanes on two models get {rep['threads_per_lane_two_models']} each) · features: {' '.join(rep['cpu_features'])}"
+        f"CPU: {rep['cpu_threads']} threads available, {rep['cpu_busy_elsewhere']:.1f} kept busy by other processes; a lane gets {rep['threads_per_lane_one_model']} llama.cpp thread(s), two lanes on two models {rep['threads_per_lane_two_models']} each · features: {' '.join(rep['cpu_features'])}"
     )
     c.print(f"Memory: {rep['memory_available_mb']:,} MB free of {rep['memory_total_mb']:,} MB")
     if rep["gpu_devices"]:

@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 
 import psutil
 
+from playground.core import cpuload
 from playground.core.catalog import Catalog
 from playground.core.engine import cpu_count
 from playground.core.errors import PlaygroundError
@@ -127,7 +128,9 @@ def report(catalog: Catalog) -> dict[str, Any]:
         "gpu_offload": gpu,
         "cpu_features": cpu_features,
         "cpu_threads": cpu_count(),
-        "threads_per_lane_two_models": max(1, cpu_count() // 2),
+        "cpu_busy_elsewhere": round(cpuload.WATCH.measure(), 2),
+        "threads_per_lane_one_model": cpuload.WATCH.free_cores(),
+        "threads_per_lane_two_models": max(1, cpuload.WATCH.free_cores() // 2),
         "memory_total_mb": round(vm.total / 1e6),
         "memory_available_mb": round(vm.available / 1e6),
         "gpu_devices": devices,

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from playground.core import cpuload
 from playground.core.catalog import Catalog, ModelSpec
 from playground.core.db import Row, SessionLog
-from playground.core.engine import Sampling, cpu_count
+from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
 from playground.core.events import Event, Finished, LaneNotReady, ModelLoaded, ModelLoading, Started
 from playground.core.lanespec import LaneSpec
@@ -226,8 +227,10 @@ class Playground:
             lane.turns = 0
 
     def threads_per_lane(self, lanes: list[Lane]) -> int:
+        """llama.cpp threads each lane gets: the cores no other process keeps busy, shared among
+        the models that run at once, never fewer than one (see core/cpuload.py for why)."""
         models = {lane.model_spec.id for lane in lanes if lane.model_spec is not None}
-        return max(1, cpu_count() // max(1, len(models)))
+        return max(1, cpuload.WATCH.free_cores() // max(1, len(models)))
 
     def ask(
         self,

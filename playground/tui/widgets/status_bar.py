@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.style import Style
 from rich.text import Text
 
+from playground.core import cpuload
 from playground.core.playground import Playground
 from playground.tui.widgets.safe import SafeStatic
 
@@ -30,6 +31,9 @@ class StatusBar(SafeStatic):
         t.append(f"db {db_path}", style="")
         t.append(f" · session {pg.session_id or '(new)'}")
         t.append(f" · {device} · {threads} thread{'s' if threads > 1 else ''} per lane")
+        busy = cpuload.WATCH.busy_elsewhere()
+        if busy >= cpuload.IGNORE_BELOW:
+            t.append(f" ({busy:.1f} cores busy elsewhere)")
         if len(fams) > 1:
             t.append(
                 " · families differ: " + " vs ".join(sorted(f.split(" (")[0] for f in fams)),
