@@ -17,6 +17,7 @@ import json
 import multiprocessing as mp
 import statistics
 import time
+from pathlib import Path
 
 from playground.core import cpuload
 from playground.core.catalog import Catalog
@@ -72,7 +73,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--role", default="base", help="catalog role or model id (default: base)")
-    ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "threads.json")
     args = ap.parse_args()
 
     cores = cpu_count()
@@ -115,8 +116,10 @@ def main() -> None:
         cells.append(f"{ours:.1f} tok/s ({ours / ref:.2f}x; {picks})")
         print(f"| {busy} | " + " | ".join(cells) + f" | {best} |")
         summary[busy] = {**{str(t): v for t, v in med.items()}, "app": ours, "app_threads": picks}
-    if args.json:
-        print(json.dumps({"cores": cores, "tokens": args.tokens, "median_tok_s": summary}))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(
+        json.dumps({"cores": cores, "tokens": args.tokens, "median_tok_s": summary}, indent=2)
+    )
     pool.close()
 
 

@@ -123,6 +123,16 @@ def summary() -> list[tuple[str, str, str]]:
                 "-",
             )
         )
+    if threads := load("threads"):
+        cores = str(threads["cores"])
+        for busy, figures in threads["median_tok_s"].items():
+            rows.append(
+                (
+                    f"one lane under {busy} busy process(es): app's threads over {cores} threads (tok/s)",
+                    f"{figures['app'] / figures[cores]:.2f}",
+                    ">= 0.85" if busy == "0" else ">= 1.0",
+                )
+            )
     return rows
 
 
