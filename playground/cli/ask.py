@@ -30,6 +30,7 @@ from playground.core.events import (
 from playground.core.lanespec import DEFAULT_LANES, parse_lanes
 from playground.core.locations import default_db_path
 from playground.core.playground import Playground
+from playground.core.search.loop import COPIED_MARK, check_prefill
 from playground.core.textsafe import visible
 
 SAMPLE_QUESTION = "Who is Zyler Vance?"
@@ -83,6 +84,8 @@ class LiveColumns:
         else:
             titles = ", ".join(r["title"] for r in ev.results)
             self.text[name] += f" ({len(ev.results)} results: {titles})\n"
+        if ev.copied:
+            self.text[name] = self.text[name].rstrip("\n") + f"  {COPIED_MARK}\n"
 
     def render(self):
         grid = Table.grid(expand=True, padding=(0, 1))
@@ -119,7 +122,8 @@ class LiveColumns:
 def _searches_json(log: SessionLog, exchange_id: int | None) -> list[dict]:
     keep = ("kind", "query", "backend", "error", "injected_tokens", "resume_evaluated")
     return [
-        {k: row[k] for k in keep} | {"results": json.loads(row["results"] or "[]")}
+        {k: row[k] for k in keep}
+        | {"copied": bool(row["copied"]), "results": json.loads(row["results"] or "[]")}
         for row in (log.searches(exchange_id) if exchange_id else [])
     ]
 
@@ -301,6 +305,7 @@ def ask(
     if not question.strip():
         raise PlaygroundError("the question is empty")
     specs = parse_lanes(lanes_text)
+    check_prefill(prefill)
     cat = opt.catalog(models_dir, base, tuned)
     sampling = Sampling(
         temperature=temperature,

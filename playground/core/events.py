@@ -130,6 +130,7 @@ class SearchDone:
     token_index: int  # answer tokens generated before the results were injected
     injected_tokens: int
     search_id: int | None = None
+    copied: bool = False  # the query appears word for word in results injected earlier
 
 
 @dataclass(frozen=True)

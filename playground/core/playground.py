@@ -13,12 +13,21 @@ from pathlib import Path
 from playground.core import cpuload
 from playground.core.catalog import Catalog, ModelSpec
 from playground.core.db import Row, SessionLog
+from playground.core.db.recorder import SEARCH_COLUMNS
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
-from playground.core.events import Event, Finished, LaneNotReady, ModelLoaded, ModelLoading, Started
+from playground.core.events import (
+    Event,
+    Finished,
+    LaneNotReady,
+    ModelLoaded,
+    ModelLoading,
+    SearchDone,
+    Started,
+)
 from playground.core.lanespec import LaneSpec
 from playground.core.pool import LoadedModel, ModelPool
-from playground.core.prompts import Conversation
+from playground.core.prompts import Conversation, TooLong
 from playground.core.remote import RemoteConversation, RemoteModel
 from playground.core.run import Backend, LaneResult, LaneRun, LocalBackend, RemoteBackend
 from playground.core.search.backends import (
@@ -346,6 +355,9 @@ class Playground:
             backend = self.backend_for(lane, threads)
             model_question, first_search = search.first(question, backend.count)
             prompt = backend.prepare(model_question, sampling)
+        except TooLong as e:
+            msg = str(search.too_long(e, question, backend.count))
+            return self._not_started(lane, fields, msg, emit, first_search)
         except (PlaygroundError, OSError) as e:
             return self._not_started(lane, fields, str(e), emit)
         run = LaneRun(
@@ -381,9 +393,15 @@ class Playground:
         )
 
     def _not_started(
-        self, lane: Lane, fields: Row, msg: str, emit: Callable[[Event], None]
+        self,
+        lane: Lane,
+        fields: Row,
+        msg: str,
+        emit: Callable[[Event], None],
+        search: SearchDone | None = None,
     ) -> LaneResult:
-        """The lane could not start (no model, a prompt that does not fit): an error exchange."""
+        """The lane could not start (no model, a prompt that does not fit): an error exchange,
+        with the search-first results that did not fit (*search*)."""
         lane.error = msg if lane.model is None else None
         ex_id = None
         if self.log is not None:
@@ -395,6 +413,9 @@ class Playground:
                 stop=[],
             )
             self.log.update_exchange(ex_id, status="error", finish_reason="error", error=msg)
+            if search is not None:
+                self.log.update_exchange(ex_id, searches=1)
+                self.log.add_search(ex_id, **{k: getattr(search, k) for k in SEARCH_COLUMNS})
         emit(Started(lane.name, ex_id, lane.spec.model, lane.spec.mode, lane.spec.abstain))
         emit(Finished(lane.name, ex_id, "error", "error", "", None, msg))
         return LaneResult(lane, ex_id, "error", "error", "", None, msg)

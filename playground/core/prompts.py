@@ -30,6 +30,46 @@ class PromptError(PlaygroundError):
     pass
 
 
+class TooLong(PromptError):
+    """A prompt that does not fit the context window, with the parts of it the user sent (the
+    question; with +search-first, the results block before it too) so the message says what
+    did not fit. *needed*: the whole prompt in tokens, the prompt's own frame included."""
+
+    def __init__(
+        self,
+        model_id: str,
+        n_ctx: int,
+        needed: int,
+        parts: Sequence[tuple[str, int]],
+        hint: str = "",
+    ):
+        self.model_id, self.n_ctx, self.needed = model_id, n_ctx, needed
+        self.parts, self.hint = list(parts), hint
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        over = self.needed - self.n_ctx + 1  # at least one token of the window is for the answer
+        if len(self.parts) == 1:
+            name, n = self.parts[0]
+            msg = (
+                f"{name} is too long for {self.model_id}: with the prompt it needs "
+                f"{self.needed:,} tokens but the context window holds {self.n_ctx:,} "
+                f"({over:,} too many; {name} alone is {n:,} tokens)"
+            )
+        else:
+            named = [f"{name} ({n:,} tokens)" for name, n in self.parts]
+            msg = (
+                f"{', '.join(named[:-1])} and {named[-1]} do not fit the {self.n_ctx:,}-token "
+                f"context of {self.model_id}: with the prompt around them they need "
+                f"{self.needed:,} tokens ({over:,} too many)"
+            )
+        return f"{msg}; {self.hint}" if self.hint else msg
+
+    def split(self, parts: Sequence[tuple[str, int]], hint: str) -> TooLong:
+        """The same overflow told with *parts* (what the one part was made of)."""
+        return TooLong(self.model_id, self.n_ctx, self.needed, parts, hint)
+
+
 class Tokenizer(Protocol):
     """What rendering needs from a loaded model."""
 
@@ -357,7 +397,7 @@ class Conversation:
 
     def render(self, question: str, reserve: int) -> Rendered:
         """The prompt for *question*, dropping the oldest turns if it would not leave *reserve*
-        tokens of the context window for the answer. Raises PromptError if even the question alone
+        tokens of the context window for the answer. Raises TooLong if even the question alone
         does not fit."""
         n_ctx = self.tok.n_ctx
         turns = self.turns[self.dropped :]
@@ -370,11 +410,7 @@ class Conversation:
             dropped += 1
         if len(ids) >= n_ctx:
             bare = len(self._encode(self._segments([], ""))[0])
-            raise PromptError(
-                f"the question is too long for {self.tok.model_id}: with the prompt it needs "
-                f"{len(ids):,} tokens but the context window holds {n_ctx:,} "
-                f"({len(ids) - n_ctx + 1:,} too many; the question alone is {len(ids) - bare:,} tokens)"
-            )
+            raise TooLong(self.tok.model_id, n_ctx, len(ids), [("the question", len(ids) - bare)])
         return Rendered(ids, special, text, segs, dropped, list(self.layout.stops))
 
     def commit(self, question: str, answer_ids: list[int], dropped: int) -> None:

@@ -24,6 +24,8 @@ from playground.core.events import (
     Stats,
     Token,
 )
+from playground.core.search.markers import MarkerParser
+from playground.core.search.markers import Text as MarkerText
 
 
 def exchange_events(log: SessionLog, exchange_id: int, lane: str) -> list[Event]:
@@ -82,6 +84,9 @@ def _answer(
         # Text is rebuilt from the logged answer: token pieces include markers a parser hid.
         visible = ex["output_text"] or ""
         pos = 0
+        if shown := _prefill_shown(ex, visible):  # the answer starts with it, before any token
+            events.append(Token(lane, 0, NO_TOKEN, "", shown, 0.0, [], 0.0))
+            text, pos = shown, len(shown)
         for t in tokens:
             while pending and (pending[0]["token_index"] or 0) <= t["position"]:
                 events.append(_search(pending.pop(0), lane))
@@ -101,6 +106,17 @@ def _answer(
             events.append(Token(lane, 0, NO_TOKEN, "", text, 0.0, [], 0.0))
     events += [_search(s, lane) for s in pending]
     return events, text
+
+
+def _prefill_shown(ex: ExchangeRow, visible: str) -> str:
+    """What the answer's prefill (in the options) showed: its text, search markers hidden."""
+    options = json.loads(ex["options"] or "{}") if ex.get("options") else {}
+    prefill = options.get("prefill") or ""
+    if not prefill:
+        return ""
+    parser = MarkerParser(tool=options.get("search") == "tool")
+    shown = "".join(i.text for i in parser.feed(prefill) if isinstance(i, MarkerText))
+    return shown if visible.startswith(shown) else ""
 
 
 def _finished(ex: ExchangeRow, exchange_id: int, lane: str, n_tokens: int, text: str) -> Finished:
@@ -155,4 +171,5 @@ def _search(row: Row, lane: str) -> SearchDone:
         row["token_index"] or 0,
         row["injected_tokens"] or 0,
         row["id"],
+        bool(row.get("copied")),
     )

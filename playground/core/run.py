@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from playground.core.db import ExchangeRecorder, Row, SessionLog
-from playground.core.engine import EngineError, Model, Outcome, Sampling, tokens_within
+from playground.core.engine import Model, Outcome, Sampling, tokens_within
+from playground.core.errors import PlaygroundError
 from playground.core.events import (
     Event,
     Finished,
@@ -34,7 +35,7 @@ from playground.core.events import (
 )
 from playground.core.prompts import Conversation, Mode
 from playground.core.remote import Json, RemoteConversation, RemoteModel
-from playground.core.search.loop import SearchLoop
+from playground.core.search.loop import SearchLoop, check_prefill
 from playground.core.search.markers import CLOSES, Invented
 from playground.core.search.markers import Query as MarkerQuery
 from playground.core.search.tool import DEFAULT_BUDGET
@@ -379,15 +380,14 @@ class LaneRun:
             self._record(first_search)
         self.t0 = time.perf_counter()
         try:
-            if prefill and self.backend.prefill(prefill):
-                self._prefill(prefill)
-            self._loop()
+            if not prefill or not self.backend.prefill(prefill) or self._prefill(prefill):
+                self._loop()
             for item in self.search.release(self.n, len(self.visible), self.t0):
                 if isinstance(item, Token):
                     self._token(item)
                 else:
                     self._record(item)
-        except EngineError as e:
+        except PlaygroundError as e:  # an engine's error, a refused prefill
             self.status, self.error, self.finish = "error", str(e), "error"
         except Exception as e:  # a bug or third-party code: the row still ends as an error
             logger.exception("lane %s failed", self.lane.spec.text)
@@ -432,10 +432,13 @@ class LaneRun:
             )
         )
 
-    def _prefill(self, text: str) -> None:
-        """The answer starts with *text*, as if the model had written it."""
-        shown, _, _ = self.search.feed(text)
+    def _prefill(self, text: str) -> bool:
+        """The answer starts with *text*, as if the model had written it: a search call it ends
+        with runs (see check_prefill). Returns whether generation goes on."""
+        check_prefill(text)
+        shown, query, _ = self.search.feed(text)
         self._token(Token(self.lane.name, 0, -1, "", shown, 0.0, [], 0.0))
+        return query is None or self._answer(query, Outcome())
 
     def _emit(self, ev: Event) -> Event:
         """The recorder sees every event first (a search comes back with its row id)."""
@@ -519,6 +522,7 @@ class LaneRun:
         b = self.backend
         b.keep_segment(outcome)
         position = len(self.visible)
+        copied = self.search.copied(query.query)
         kind, block, results, err, secs, name = self.search.answer(
             query, position, b.count, b.budget()
         )
@@ -534,6 +538,7 @@ class LaneRun:
             position,
             self.n,
             injected,
+            copied=copied,
         )
         self._record(done)
         if b.reports_cache:

@@ -226,11 +226,18 @@ def _m004_votes_and_search(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m005_copied_queries(db: sqlite_utils.Database) -> None:
+    # 1: the query appears word for word in a results block injected earlier in the same answer
+    # (a document may have chosen it); 0: it does not; null: logged before this was checked.
+    db.table("searches").add_column("copied", int)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_searches,
     _m003_probes,
     _m004_votes_and_search,
+    _m005_copied_queries,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -26,6 +26,7 @@ SEARCH_COLUMNS = (
     "position",
     "token_index",
     "injected_tokens",
+    "copied",
 )
 """The columns of a searches row that a SearchDone event fills (same names)."""
 STATS_COLUMNS = (

@@ -29,6 +29,7 @@ STOPWORDS = set(
 
 
 _T = TypeVar("_T")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class SearchError(PlaygroundError):
@@ -46,7 +47,9 @@ class Result:
 
 
 def check_query(query: str) -> str:
-    q = " ".join(query.split())
+    """The query a backend receives: spacing collapsed, control characters (a terminal escape,
+    a NUL a model wrote) as spaces; the log keeps the model's exact text."""
+    q = " ".join(_CONTROL.sub(" ", query).split())
     if not q:
         raise SearchError("empty query")
     if len(q) > MAX_QUERY_CHARS:

@@ -5,7 +5,10 @@ that cannot be the beginning of a marker. A possible half-written marker is held
 either completes (and is never shown) or turns out to be ordinary text. Matching ignores case, and
 the usual improvisations of small models are accepted as the closing marker (`</SEARCH_END>`,
 `</SEARCH_START>`, ...). When a model starts writing `<SEARCH_RESULTS>` itself, the parser says so:
-the program, not the model, supplies results.
+the program, not the model, supplies results. A lane without the search tool gets a parser that
+looks for results markers only (`tool=False`): a model inventing results is stopped in every lane.
+A query that grows past MAX_QUERY_CHARS without closing is ended there (`Query.closer` is ""), so
+a runaway query is not hidden from the user for the rest of the answer.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ CLOSES = ("<SEARCH_END>", "</SEARCH_END>", "</SEARCH_START>", "<SEARCH_END/>", "
 RESULTS = ("<SEARCH_RESULTS>", "</SEARCH_RESULTS>")
 ALL = (OPEN, *CLOSES, *RESULTS)
 MAX_QUERY_CHARS = 500
+QUERY_CUTOFF = 2 * MAX_QUERY_CHARS  # an open query this long can no longer close into a valid one
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,8 @@ class Text:
 
 @dataclass(frozen=True)
 class Query:
-    """A complete query: the model wrote the opening and a closing marker."""
+    """A complete query: the model wrote the opening and a closing marker (closer "": a query
+    cut off at QUERY_CUTOFF characters without one)."""
 
     query: str
     closer: str
@@ -74,7 +79,9 @@ def _held(text: str, needles: Iterable[str]) -> int:
 
 
 class MarkerParser:
-    def __init__(self) -> None:
+    def __init__(self, tool: bool = True) -> None:
+        self.opens = (OPEN, *RESULTS) if tool else RESULTS
+        self.held = ALL if tool else RESULTS
         self.buf = ""
         self.in_query = False
         self.stopped = False  # after a complete query or an invented results block
@@ -86,9 +93,9 @@ class MarkerParser:
         out: list[Item] = []
         while not self.stopped:
             if not self.in_query:
-                hit = _find(self.buf, (OPEN, *RESULTS))
+                hit = _find(self.buf, self.opens)
                 if hit is None:
-                    keep = _held(self.buf, ALL)
+                    keep = _held(self.buf, self.held)
                     shown = self.buf[: len(self.buf) - keep]
                     if shown:
                         out.append(Text(shown))
@@ -106,6 +113,9 @@ class MarkerParser:
             else:
                 hit = _find(self.buf, (*CLOSES, OPEN, *RESULTS))
                 if hit is None:
+                    if len(self.buf) > QUERY_CUTOFF:
+                        out.append(Query(self.buf.strip(), ""))
+                        self.buf, self.in_query, self.stopped = "", False, True
                     return out
                 i, marker = hit
                 query = self.buf[:i]

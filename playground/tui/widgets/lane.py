@@ -37,6 +37,7 @@ from playground.core.events import (
 from playground.core.lanespec import LaneSpec
 from playground.core.playground import Lane
 from playground.core.prompts import MODES
+from playground.core.search.loop import COPIED_MARK
 from playground.tui.screens.forms import TextPrompt
 from playground.tui.widgets.answer import Answer, prob_style, show_piece
 from playground.tui.widgets.lane_header import LaneHeader
@@ -237,6 +238,7 @@ class LaneView(Vertical, can_focus=True):
                 results=ev.results,
                 error=ev.error,
                 seconds=ev.seconds,
+                copied=ev.copied,
                 expanded=entry.get("expanded", False),
             )
         elif isinstance(ev, Token):
@@ -381,6 +383,8 @@ class LaneView(Vertical, can_focus=True):
         label = "searched first" if kind == "first" else "search"
         out.append(f"\n» {label}: ", style=bold + self._style("search"))
         out.append(search["query"], style=self._style("search"))
+        if search.get("copied"):
+            out.append(f"  {COPIED_MARK}", style=bold + warning)
         if search.get("pending"):
             out.append("  searching…\n", style="dim")
             return out
