@@ -142,6 +142,16 @@ def test_a_query_copied_from_a_result_runs_and_is_marked(catalog, log):
     assert shown.count(COPIED_MARK) == 2
 
 
+def test_the_json_export_marks_the_copied_query(catalog, log, db_path):
+    pg, _, _, _ = copying_session(catalog, log)
+    out = CliRunner().invoke(
+        cli, ["export", pg.session_id, "--format", "jsonl", "--db", str(db_path)]
+    )
+    assert out.exit_code == 0, out.output
+    [record] = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [s["copied"] for s in record["searches"]] == [False, True, False, True]
+
+
 def test_the_lane_view_marks_the_copied_query(catalog, log, db_path):
     from playground.tui.app import make_replay_app
 

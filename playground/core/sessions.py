@@ -198,7 +198,7 @@ def export_jsonl(log: SessionLog, rows: list[ExchangeRow]) -> list[dict[str, Any
         rec["tags"] = _tags(log, r["id"])
         rec["searches"] = [
             {k: s[k] for k in ("kind", "query", "backend", "error")}
-            | {"results": json.loads(s["results"] or "[]")}
+            | {"copied": bool(s["copied"]), "results": json.loads(s["results"] or "[]")}
             for s in log.searches(r["id"])
         ]
         out.append(rec)
