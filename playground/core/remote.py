@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict, TypeGuard
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpcore
 import httpx
@@ -298,8 +298,8 @@ class RemoteModel:
         self.model_id = spec.id
         if spec.url is None:  # the catalog gives every remote model a url
             raise RemoteError(f"the model {spec.id} has no server url")
-        self._url = spec.url.rstrip("/")  # as written: what requests use
-        self.url = redact_url(self._url)  # as stored and shown: no credentials
+        self._url = spec.url  # as written: what requests use
+        self.url = redact_url(spec.url).rstrip("/")  # as stored and shown: no credentials
         self.remote_model = spec.remote_model or spec.id
         self.info = RemoteInfo()
         self.path = self.url
@@ -321,6 +321,11 @@ class RemoteModel:
 
     def close(self) -> None:
         pass
+
+    def _endpoint(self, path: str) -> str:
+        """The url of an API path: after the catalog url's path, before its query (a key)."""
+        parts = urlsplit(self._url)
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path))
 
     def _headers(self) -> dict[str, str]:
         h = {"Content-Type": "application/json"}
@@ -377,7 +382,7 @@ class RemoteModel:
         try:
             with (
                 _client(clock, self._headers()) as client,
-                client.stream("GET", f"{self._url}/models") as r,
+                client.stream("GET", self._endpoint("/models")) as r,
             ):
                 if r.status_code != 200:
                     raise self._refused(r, "/models")
@@ -463,7 +468,7 @@ class RemoteModel:
         try:
             with (
                 _client(clock, self._headers()) as client,
-                client.stream("POST", self._url + path, json=body) as r,
+                client.stream("POST", self._endpoint(path), json=body) as r,
             ):
                 if r.status_code != 200:
                     raise self._refused(r, path)

@@ -54,9 +54,9 @@ def url_secrets(url: str) -> list[str]:
     except ValueError:
         return []
     found: list[str] = []
-    if "@" in parts.netloc:
-        userinfo = parts.netloc.rsplit("@", 1)[0]
-        found += [userinfo, *userinfo.split(":", 1)]
+    if "@" in parts.netloc:  # the password, or a user name that is a token by itself
+        user, _, password = parts.netloc.rsplit("@", 1)[0].partition(":")
+        found.append(password or user)
     for part in (parts.query, parts.fragment):
         for m in _PARAM.finditer(part):
             if m["value"] and _SECRET_NAME.search(unquote(m["name"])):
