@@ -6,6 +6,7 @@ server loop has its own cap so that none outlives its test."""
 
 import http.server
 import json
+import socket
 import sqlite3
 import threading
 import time
@@ -104,7 +105,7 @@ def hostile():
         srv = Server(("127.0.0.1", 0), Hostile)
         srv.post, srv.models = post, models
         srv.seen, srv.bodies, srv.hung_up = [], [], threading.Event()
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(srv)
         serve.last = srv
         return f"http://127.0.0.1:{srv.server_address[1]}/v1"
@@ -344,7 +345,7 @@ def test_a_trickle_between_tokens_meets_the_token_deadline(hostile, tmp_path):
         trickle(h, b'data: {"choices": [{"delta": {"content": " is' * 50)
 
     r, ex, db = one_lane(tmp_path, hostile(post), token_timeout=1)
-    assert r.status == "error" and "sent no next token within 1 s, after 1 tokens" in r.error
+    assert r.status == "error" and "sent no next token within 1 s, after 1 token" in r.error
     assert "token_timeout" in r.error
     assert ex["output_text"] == "Paris" and ex["completion_tokens"] == 1
 
@@ -373,6 +374,25 @@ def test_a_trickling_models_list_meets_the_check_deadline(hostile, tmp_path):
     r, ex, _ = one_lane(tmp_path, url, check_timeout=1)
     assert r.status == "error" and "did not list its models within 1 s" in r.error, r.error
     assert "check_timeout" in r.error and ex["status"] == "error"
+    assert_names_the_server(r.error, url)
+
+
+def test_a_server_that_never_accepts_meets_the_connect_deadline(tmp_path):
+    with socket.socket() as srv:  # a listening socket whose queue is full: connects hang
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(0)
+        fillers = [socket.socket() for _ in range(4)]
+        for s in fillers:
+            s.setblocking(False)
+            s.connect_ex(srv.getsockname())
+        url = f"http://127.0.0.1:{srv.getsockname()[1]}/v1"
+        try:
+            r, ex, _ = one_lane(tmp_path, url, connect_timeout=1)
+        finally:
+            for s in fillers:
+                s.close()
+    assert r.status == "error" and ex["status"] == "error"
+    assert "could not be reached within 1 s (the catalog's connect_timeout" in r.error, r.error
     assert_names_the_server(r.error, url)
 
 
@@ -457,8 +477,7 @@ def test_with_max_concurrent_2_that_server_cuts_a_lane_and_it_is_an_error(hostil
     assert max(overlaps) == 2
     cut = [r for r in results if r.status == "error"]
     assert (
-        len(cut) == 1
-        and "closed the stream without a finish reason, after 1 tokens" in cut[0].error
+        len(cut) == 1 and "closed the stream without a finish reason, after 1 token" in cut[0].error
     )
     assert row(db, cut[0].exchange_id)["completion_tokens"] == 1
 
@@ -493,9 +512,16 @@ def test_credentials_in_the_url_are_sent_but_never_stored_or_shown(hostile, tmp_
     exports = [export_text(log, None, fmt) for fmt in FORMATS]
     listing = CliRunner().invoke(cli, ["models", "--json", "--models-dir", str(tmp_path)])
     assert listing.exit_code == 0 and shown in listing.output
+    doctor = CliRunner().invoke(cli, ["doctor", "--json", "--models-dir", str(tmp_path)])
+    assert doctor.exit_code == 0 and shown in doctor.output
     for secret in SECRETS:
         assert secret not in dump and all(secret not in e for e in exports)
-        assert secret not in listing.output
+        assert secret not in listing.output and secret not in doctor.output
+    # A log written before urls were redacted: its exports do not show the credentials either.
+    with sqlite3.connect(db) as conn:
+        conn.execute("update exchanges set model_path = ?, error = ?", (url, f"cannot reach {url}"))
+    old = [export_text(SessionLog(db), None, fmt) for fmt in ("jsonl", "markdown")]
+    assert all(shown in e and not any(s in e for s in SECRETS) for e in old)
 
 
 def test_an_error_page_that_echoes_the_key_does_not_show_it(hostile, tmp_path):

@@ -16,10 +16,12 @@ bytes cannot reset bound each phase (catalog `*_timeout`), requests to one serve
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -256,10 +258,15 @@ class _Backend(httpcore.NetworkBackend):
         self.inner.sleep(seconds)
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # reads the CA bundle: a tenth of a second, so once
+
+
 def _client(clock: _Clock, headers: dict[str, str]) -> httpx.Client:
-    transport = httpx.HTTPTransport()
+    transport = httpx.HTTPTransport(verify=_ssl_context())
     transport._pool = httpcore.ConnectionPool(  # httpx has no public way to give the sockets
-        ssl_context=httpx.create_ssl_context(), network_backend=_Backend(clock)
+        ssl_context=_ssl_context(), network_backend=_Backend(clock)
     )
     d = clock.deadlines
     # The clock bounds every operation; these are the per-operation limits under it.
@@ -353,7 +360,9 @@ class RemoteModel:
         if isinstance(e, httpx.TimeoutException):  # a limit under the clock's (not ours): say so
             return self._fail(f"timed out ({_why(e)})")
         if n is not None and isinstance(e, httpx.RemoteProtocolError | httpx.ReadError):
-            return self._fail(f"stopped in the middle of the answer, after {n} tokens ({_why(e)})")
+            return self._fail(
+                f"stopped in the middle of the answer, after {_tokens(n)} ({_why(e)})"
+            )
         return self._fail(f"failed: {_why(e)}")
 
     def _refused(self, r: httpx.Response, what: str) -> RemoteError:
@@ -490,7 +499,7 @@ class RemoteModel:
                     except _Bad as e:
                         raise self._fail(
                             f"sent a chunk the OpenAI API does not allow: {e} "
-                            f"(after {n} tokens; the chunk: {_short(data, 80)})"
+                            f"(after {_tokens(n)}; the chunk: {_short(data, 80)})"
                         ) from None
                     for piece, lp, top in pieces:
                         if ttft is None:
@@ -523,9 +532,11 @@ class RemoteModel:
                     if finish is not None:  # what follows (usage, [DONE]) is not read
                         break
                 if finish is None:
-                    raise self._fail(f"closed the stream without a finish reason, after {n} tokens")
+                    raise self._fail(
+                        f"closed the stream without a finish reason, after {_tokens(n)}"
+                    )
         except _Bad as e:
-            raise self._fail(f"{e} (after {n} tokens)") from None
+            raise self._fail(f"{e} (after {_tokens(n)})") from None
         except httpx.HTTPError as e:
             raise self._error(e, clock, n) from e
         finally:
@@ -535,6 +546,10 @@ class RemoteModel:
         outcome.answer_ids = []
         outcome.stats = Stats.streamed(n, ttft, total, logprobs, complete=len(logprobs) == n)
         outcome.has_logprobs = bool(logprobs)
+
+
+def _tokens(n: int) -> str:
+    return "1 token" if n == 1 else f"{n} tokens"
 
 
 def _deadline_text(name: str, d: Deadlines, n: int | None) -> str:
@@ -547,7 +562,7 @@ def _deadline_text(name: str, d: Deadlines, n: int | None) -> str:
         "token": "sent no next token",
         "answer": "did not finish the answer",
     }[name]
-    after = f", after {n} tokens" if n else ""
+    after = f", after {_tokens(n)}" if n else ""
     return (
         f"{what} within {value:g} s{after} (the catalog's {_DEADLINE_KEYS[name]}: "
         "raise it if the server is just slow)"
