@@ -29,6 +29,13 @@ from .test_remote import ask, catalog_with
 CAP_S = 20  # no server loop runs longer than this, whatever the client does
 
 
+@pytest.fixture(autouse=True)
+def no_traceback_logged(caplog):
+    """Every way a server misbehaves is an expected error: none may log a traceback."""
+    yield
+    assert not [r.getMessage() for r in caplog.records if r.exc_info]
+
+
 class Hostile(http.server.BaseHTTPRequestHandler):
     """Calls the server's `post(handler, body)` / `models(handler)` script."""
 
