@@ -371,6 +371,26 @@ def test_an_answer_that_never_ends_meets_the_answer_deadline(hostile, tmp_path):
     assert n > 0 and ex["completion_tokens"] == n and ex["output_text"] == " on" * n
 
 
+def test_cancel_while_the_server_is_silent_stops_the_lane_at_once(hostile, tmp_path):
+    asked = threading.Event()
+
+    def post(h, body):
+        h.start()
+        asked.set()
+        time.sleep(CAP_S)  # thinking about the first token for a long time
+
+    url = hostile(post)
+    db = tmp_path / "c.db"
+    cat = catalog_with(tmp_path, url=url, remote_model="m", first_token_timeout=CAP_S * 2)
+    pg = Playground(cat, parse_lanes("remote:chat"), SessionLog(db))
+    threading.Thread(target=lambda: asked.wait(10) and pg.lanes[0].cancel.set()).start()
+    t0 = time.monotonic()
+    [r] = pg.ask("Capital?", Sampling(max_tokens=8))
+    assert r.status == "cancelled" and r.finish_reason == "cancelled", r.error
+    assert row(db, r.exchange_id)["status"] == "cancelled"
+    assert time.monotonic() - t0 < CAP_S  # not after the server's silence
+
+
 def test_a_trickling_models_list_meets_the_check_deadline(hostile, tmp_path):
     def models(h):
         h.send_response(200)

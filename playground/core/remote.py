@@ -180,12 +180,21 @@ _DEADLINE_KEYS = {
 }
 
 
+POLL_S = 0.25  # a silent server's socket is polled this often for a cancel
+
+
+class _Cancelled(Exception):
+    """The lane was cancelled while the server was silent."""
+
+
 class _Clock:
     """The deadlines running for one request. Every read, write and connect waits at most until
-    the nearest one, so a server that trickles a byte at a time cannot push them back."""
+    the nearest one, so a server that trickles a byte at a time cannot push them back; a read also
+    ends on *cancel*, however silent the server."""
 
-    def __init__(self, deadlines: Deadlines) -> None:
+    def __init__(self, deadlines: Deadlines, cancel: threading.Event | None = None) -> None:
         self.deadlines = deadlines
+        self.cancel = cancel
         self.running: dict[str, float] = {}  # deadline name -> monotonic time it passes
 
     def start(self, name: str) -> None:
@@ -206,7 +215,7 @@ class _Clock:
     def wait(self, timeout: float | None) -> float:
         """How long one socket operation may wait: its own timeout or the nearest deadline."""
         left = self.left()
-        if left <= 0.001:
+        if left <= 0.001 or (timeout is not None and timeout <= 0.001):
             raise httpcore.ReadTimeout("deadline passed")
         return left if timeout is None else min(timeout, left)
 
@@ -217,7 +226,16 @@ class _Stream(httpcore.NetworkStream):
         self.clock = clock
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self.inner.read(max_bytes, self.clock.wait(timeout))
+        end = math.inf if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = self.clock.wait(end - time.monotonic())
+            try:  # a recv that times out consumes nothing: the next one reads on
+                return self.inner.read(max_bytes, min(wait, POLL_S))
+            except httpcore.ReadTimeout:
+                if self.clock.cancel is not None and self.clock.cancel.is_set():
+                    raise _Cancelled from None
+                if wait <= POLL_S:
+                    raise
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self.inner.write(buffer, self.clock.wait(timeout))
@@ -465,7 +483,7 @@ class RemoteModel:
     ) -> Iterator[Token]:
         body = self._body(payload, endpoint, sampling)
         path = "/chat/completions" if endpoint == "chat" else "/completions"
-        clock = _Clock(self.deadlines)
+        clock = _Clock(self.deadlines, cancel)
         clock.start("answer")
         clock.start("first_token")
         t0 = time.perf_counter()
@@ -535,6 +553,8 @@ class RemoteModel:
                     raise self._fail(
                         f"closed the stream without a finish reason, after {_tokens(n)}"
                     )
+        except _Cancelled:
+            finish = "cancelled"
         except _Bad as e:
             raise self._fail(f"{e} (after {_tokens(n)})") from None
         except httpx.HTTPError as e:
