@@ -335,8 +335,8 @@ def _deadlines(entry: dict[str, Any], where: str) -> Deadlines:
         raise CatalogError(f"{where}: give token_timeout or timeout (its older name), not both")
     found: dict[str, float] = {}
     for name in ("connect", "check", "first_token", "token", "answer"):
-        key = f"{name}_timeout"
-        value = entry.get(key, entry.get("timeout") if name == "token" else None)
+        key = "timeout" if name == "token" and "timeout" in entry else f"{name}_timeout"
+        value = entry.get(key)
         if value is None:
             continue
         if (

@@ -358,9 +358,9 @@ class RemoteModel:
             h["Authorization"] = f"Bearer {self._key}"
         return h
 
-    def _fail(self, what: str) -> RemoteError:
+    def _fail(self, what: str, msg: str | None = None) -> RemoteError:
         """An error naming the server; no credential of ours in it, whatever the server echoed."""
-        msg = redact_urls(f"the server at {self.url} {what}")
+        msg = redact_urls(msg or f"the server at {self.url} {what}")
         for secret in self._secrets:
             msg = msg.replace(secret, REDACTED)
         return RemoteError(msg)
@@ -374,7 +374,7 @@ class RemoteModel:
         if isinstance(e, httpx.ConnectTimeout):
             return self._fail(_deadline_text("connect", clock.deadlines, n))
         if isinstance(e, httpx.ConnectError):
-            return RemoteError(redact_urls(f"cannot reach the server at {self.url} ({_why(e)})"))
+            return self._fail("", f"cannot reach the server at {self.url} ({_why(e)})")
         if isinstance(e, httpx.TimeoutException):  # a limit under the clock's (not ours): say so
             return self._fail(f"timed out ({_why(e)})")
         if n is not None and isinstance(e, httpx.RemoteProtocolError | httpx.ReadError):
