@@ -675,6 +675,14 @@ def test_an_html_error_page_for_models(hostile, tmp_path):
     assert r.status == "error" and r.error.endswith("answered HTTP 502 to /models: 502 Bad Gateway")
 
 
+def test_a_server_that_does_not_stream(hostile, tmp_path):
+    url = hostile(lambda h, body: h.json(200, {"choices": [{"message": {"content": "Paris"}}]}))
+    r, ex, _ = one_lane(tmp_path, url)
+    assert r.status == "error" and ex["status"] == "error"
+    assert "sent no event stream (no 'data:' line; application/json)" in r.error, r.error
+    assert_names_the_server(r.error, url)
+
+
 def test_an_enormous_line_without_a_newline(hostile, tmp_path):
     def post(h, body):
         h.start()

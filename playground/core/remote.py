@@ -492,6 +492,7 @@ class RemoteModel:
         text = ""
         logprobs: list[float] = []
         finish: FinishReason | None = None
+        streamed = False  # a `data:` line came
         try:
             with (
                 _client(clock, self._headers()) as client,
@@ -505,6 +506,7 @@ class RemoteModel:
                         break
                     if not line.startswith("data:"):
                         continue  # SSE comments, event names, blank separators
+                    streamed = True
                     data = line[5:].strip()
                     if data == "[DONE]":
                         break
@@ -549,6 +551,12 @@ class RemoteModel:
                         finish = reason
                     if finish is not None:  # what follows (usage, [DONE]) is not read
                         break
+                if finish is None and not streamed:
+                    kind = r.headers.get("content-type", "no Content-Type")
+                    raise self._fail(
+                        f"sent no event stream (no 'data:' line; {_short(kind, 60)}): "
+                        "does it stream (stream = true)?"
+                    )
                 if finish is None:
                     raise self._fail(
                         f"closed the stream without a finish reason, after {_tokens(n)}"
