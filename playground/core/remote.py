@@ -551,8 +551,8 @@ class RemoteModel:
                         finish = reason
                     if finish is not None:  # what follows (usage, [DONE]) is not read
                         break
-                if finish is None and not streamed:
-                    kind = r.headers.get("content-type", "no Content-Type")
+                kind = r.headers.get("content-type", "no Content-Type")
+                if finish is None and not streamed and "event-stream" not in kind:
                     raise self._fail(
                         f"sent no event stream (no 'data:' line; {_short(kind, 60)}): "
                         "does it stream (stream = true)?"
