@@ -39,7 +39,9 @@ def models(models_dir, base, tuned, as_json):
             f"{r['size_mb']} MB" if "size_mb" in r else "-",
             r.get("quantization", "-"),
             ("yes" if r.get("chat_template") else "no") if r["status"] == "found" else "-",
-            r["status"] if r["status"] == "found" else f"{r['status']}: {r.get('error')}",
+            r["status"]
+            if r["status"] == "found"
+            else f"{r['status']}: {r.get('error', r.get('path'))}",
         )
     Console().print(t)
 

@@ -12,6 +12,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 from playground.core.errors import PlaygroundError
 from playground.core.gguf import GGUFError, GGUFInfo, inspect_gguf
 from playground.core.locations import models_dir
+from playground.core.urls import redact_url
 
 KINDS = ("base", "tuned")
 DEFAULT_N_CTX = 4096
@@ -31,6 +32,8 @@ _MODEL_KEYS = {
     "api_key_env",
     "keyring_service",
     "timeout",
+    *(f"{name}_timeout" for name in ("connect", "check", "first_token", "token", "answer")),
+    "max_concurrent",
     "extra_body",
     "logprobs",
 }
@@ -82,6 +85,18 @@ PACKAGES = {
 }
 
 
+@dataclass(frozen=True)
+class Deadlines:
+    """How long a server may take, in seconds: deadlines that a trickle of bytes cannot reset.
+    Each is a catalog key `<name>_timeout` (`timeout` is an older name for `token_timeout`)."""
+
+    connect: float = 5.0  # to open the connection
+    check: float = 10.0  # the whole /models answer when the model is first used
+    first_token: float = 120.0  # from the request to the first token (the prompt's evaluation)
+    token: float = 60.0  # between two tokens
+    answer: float = 600.0  # the whole answer, every token included
+
+
 @dataclass
 class ModelSpec:
     """One catalog entry: which GGUF, and how to run it."""
@@ -98,7 +113,8 @@ class ModelSpec:
     remote_model: str | None = None  # the model's name on that server
     api_key_env: str | None = None  # environment variable holding the API key
     keyring_service: str | None = None  # or the OS keyring service holding it
-    timeout: float | None = None  # seconds a server may stay silent mid-answer
+    deadlines: Deadlines = field(default_factory=Deadlines)  # a server's time limits
+    max_concurrent: int = 1  # requests at once to this server, over every lane of the process
     # fields added to every request, e.g. {repeat_penalty = 1.0}
     extra_body: dict[str, Any] | None = None
     logprobs: bool = True  # ask a server for token probabilities (some are much slower with them)
@@ -112,7 +128,9 @@ class ModelSpec:
     def path(self) -> Path:
         """The GGUF file; for a package model this may assemble it (once)."""
         if self.url is not None:
-            raise CatalogError(f"{self.id} is served at {self.url}: it has no local file")
+            raise CatalogError(
+                f"{self.id} is served at {redact_url(self.url)}: it has no local file"
+            )
         if self._path is not None:
             return self._path
         assert self._package is not None
@@ -263,8 +281,10 @@ def _parse_entry(entry: object, folder: Path, where: str) -> ModelSpec:
     url = None
     if src == "url":
         if not isinstance(value, str) or not re.match(r"https?://", value):
-            raise CatalogError(f"{where}: url must start with http:// or https://, not {value!r}")
+            shown = redact_url(value) if isinstance(value, str) else value
+            raise CatalogError(f"{where}: url must start with http:// or https://, not {shown!r}")
         url = value
+        value = redact_url(value)  # the source as shown: no credentials
     elif src == "package":
         if value not in PACKAGES:
             raise CatalogError(
@@ -300,7 +320,8 @@ def _parse_entry(entry: object, folder: Path, where: str) -> ModelSpec:
         remote_model=entry.get("remote_model"),
         api_key_env=entry.get("api_key_env"),
         keyring_service=entry.get("keyring_service"),
-        timeout=_timeout(entry.get("timeout"), where),
+        deadlines=_deadlines(entry, where),
+        max_concurrent=_max_concurrent(entry.get("max_concurrent", 1), where),
         extra_body=_extra_body(entry.get("extra_body"), where),
         logprobs=bool(entry.get("logprobs", True)),
         _path=path,
@@ -309,12 +330,31 @@ def _parse_entry(entry: object, folder: Path, where: str) -> ModelSpec:
     )
 
 
-def _timeout(value: object, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise CatalogError(f"{where}: timeout must be a positive number of seconds, not {value!r}")
-    return float(value)
+def _deadlines(entry: dict[str, Any], where: str) -> Deadlines:
+    if "timeout" in entry and "token_timeout" in entry:
+        raise CatalogError(f"{where}: give token_timeout or timeout (its older name), not both")
+    found: dict[str, float] = {}
+    for name in ("connect", "check", "first_token", "token", "answer"):
+        key = "timeout" if name == "token" and "timeout" in entry else f"{name}_timeout"
+        value = entry.get(key)
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value < float("inf")
+        ):
+            raise CatalogError(
+                f"{where}: {key} must be a positive number of seconds, not {value!r}"
+            )
+        found[name] = float(value)
+    return Deadlines(**found)
+
+
+def _max_concurrent(value: object, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise CatalogError(f"{where}: max_concurrent must be an integer >= 1, not {value!r}")
+    return value
 
 
 def _extra_body(value: object, where: str) -> dict[str, Any] | None:
@@ -380,7 +420,7 @@ def catalog_rows(catalog: Catalog) -> list[CatalogRow]:
                     default=default,
                     status="remote",
                     family=spec.family or "remote",
-                    path=spec.url,
+                    path=redact_url(spec.url) if spec.url else None,
                     remote_model=spec.remote_model,
                 )
             )

@@ -62,6 +62,7 @@ class PromptReady:
     evaluated: int  # prompt tokens run through the model for this turn
     reused: int  # prompt tokens taken from the KV cache
     dropped_turns: int = 0
+    neutralized: int = 0  # control-token strings defused in the text a server got
 
 
 @dataclass(frozen=True)

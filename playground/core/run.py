@@ -59,6 +59,7 @@ class Prompt:
     special: list[bool] = field(default_factory=list)
     stops: list[str] = field(default_factory=list)
     dropped_turns: int = 0
+    neutralized: int = 0  # control-token strings defused in the text sent (remote lanes)
 
 
 @dataclass
@@ -255,7 +256,8 @@ class RemoteBackend:
             text = json.dumps(payload["messages"], ensure_ascii=False)
         else:
             text = payload["prompt"]
-        return Prompt(text, stops=self.conversation.stops())
+        conv = self.conversation
+        return Prompt(text, stops=conv.stops(), neutralized=conv.neutralized)
 
     def exchange_fields(self, prompt: Prompt) -> Row:
         m = self.model
@@ -429,6 +431,7 @@ class LaneRun:
                 outcome.evaluated,
                 outcome.reused,
                 p.dropped_turns,
+                p.neutralized,
             )
         )
 
@@ -461,8 +464,10 @@ class LaneRun:
             outcome = Outcome()
             left = self.sampling.max_tokens - self.n
             seg = replace(self.sampling, max_tokens=max(1, left))
-            query, invented, shown = self._segment(outcome, seg)
-            self.n += len(outcome.token_ids)
+            try:
+                query, invented, shown = self._segment(outcome, seg)
+            finally:  # a stream cut mid-answer still counts the tokens it sent
+                self.n += len(outcome.token_ids)
             if query is not None and self.backend.stopped_for_query(outcome):
                 if self._answer(query, outcome):
                     continue

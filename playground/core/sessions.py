@@ -18,6 +18,7 @@ from playground.core.db import (
 )
 from playground.core.errors import PlaygroundError
 from playground.core.textsafe import visible
+from playground.core.urls import redact_urls
 
 VERDICTS = ("better", "tie", "both_bad")
 HONEST_REFUSAL = (
@@ -182,6 +183,9 @@ def export_jsonl(log: SessionLog, rows: list[ExchangeRow]) -> list[dict[str, Any
             for k, v in r.items()
             if k not in ("prompt_token_ids", "prompt_special", "pid", "proc_started", "host")
         }
+        for key in ("model_path", "model_info", "error"):  # a log written before urls were
+            if rec.get(key):  # redacted may hold a server's credentials
+                rec[key] = redact_urls(rec[key])
         for key in ("stop", "model_info", "options"):
             if rec.get(key):
                 rec[key] = json.loads(rec[key])
@@ -234,7 +238,7 @@ def export_markdown(log: SessionLog, sess: Row, rows: list[ExchangeRow]) -> str:
         )
         text = (r["output_text"] or "").strip() or "_(no answer)_"
         if r["error"]:
-            text += f"\n\n_error: {r['error']}_"
+            text += f"\n\n_error: {redact_urls(r['error'])}_"
         out += [head, "", "```text", text.replace("```", "`\u200b``"), "```", ""]
     # A transcript is read on a screen: terminal control sequences in it are shown, not obeyed.
     return visible("\n".join(out))

@@ -19,9 +19,24 @@ _MARKUP = re.compile(
 )
 
 
+# Control-token strings of the common chat templates (<|im_end|>, <|eot_id|>, <start_of_turn>,
+# </s>, [INST]) that a server's tokenizer may read as one control token.
+_CONTROL = re.compile(
+    r"<(?=\|[^|<>\s]{1,64}\|>|\s*/?\s*(?:start_of_turn|end_of_turn|bos|eos|s|im_start|im_end)\s*>)"
+    r"|\[(?=/?INST\])",
+    re.IGNORECASE,
+)
+
+
 def neutralize(text: str) -> str:
     """Defuse anything that looks like one of our markers or a chat control token."""
     return _MARKUP.sub("‹", text)
+
+
+def neutralize_control(text: str) -> tuple[str, int]:
+    """Defuse the chat control-token strings in text that a server will tokenize (a remote lane's
+    question, turns and system prompt: local lanes tokenize it as plain text); with how many."""
+    return _CONTROL.subn(lambda m: "‹" if m.group() == "<" else "［", text)
 
 
 def results_block(

@@ -34,6 +34,8 @@ class InspectorScreen(Screen[None]):
         reused: int,
         evaluated: int,
         dropped: int = 0,
+        text: str = "",
+        neutralized: int = 0,
     ) -> None:
         super().__init__()
         self.title_text = title
@@ -43,6 +45,8 @@ class InspectorScreen(Screen[None]):
         self.reused = reused
         self.evaluated = evaluated
         self.dropped = dropped
+        self.text = text  # what a server received (it tokenizes it: no ids here)
+        self.neutralized = neutralized
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="inspector-box"):
@@ -80,12 +84,22 @@ class InspectorScreen(Screen[None]):
                 f" · {self.dropped} oldest turn(s) dropped to fit the context window",
                 style=self._style("warning"),
             )
+        if not self.token_ids and self.text:
+            summary.append(" · sent to the server as text, which its tokenizer splits")
+        if self.neutralized:
+            summary.append(
+                f"\n{self.neutralized} control-token string(s) in the text were neutralized "
+                "(‹ for <): the server would have read them as its chat template's markers",
+                style=self._style("warning"),
+            )
         return summary
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"inspector--{name}", partial=True)
 
     def _text_view(self) -> Text:
+        if not self.token_ids:
+            return Text(self.text)
         special_style = Style(bold=True) + self._style("special")
         out = Text()
         for piece, special in zip(self.pieces, self.special, strict=True):

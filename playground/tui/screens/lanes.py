@@ -347,7 +347,15 @@ class LanesScreen(Screen):
         title = f"Lane {lane.index + 1} · {ans.model_id} · {ans.mode} · turn {ans.turn + 1}"
         self.app.push_screen(
             InspectorScreen(
-                title, p.token_ids, p.special, pieces, p.reused, p.evaluated, p.dropped_turns
+                title,
+                p.token_ids,
+                p.special,
+                pieces,
+                p.reused,
+                p.evaluated,
+                p.dropped_turns,
+                text=p.text,
+                neutralized=p.neutralized,
             )
         )
 
