@@ -28,11 +28,9 @@ from playground.core.events import (
     Token,
 )
 from playground.core.lanespec import DEFAULT_LANES, parse_lanes
-from playground.core.locations import default_db_path
 from playground.core.playground import Playground
-from playground.core.textsafe import visible
+from playground.core.textsafe import json_safe, visible
 
-SAMPLE_QUESTION = "Who is Zyler Vance?"
 POLL_S = 0.1
 
 
@@ -296,8 +294,16 @@ def ask(
     search_backend,
     corpus_path,
 ):
-    """Ask QUESTION in every lane at once and stream the answers side by side."""
-    question = question if question is not None else SAMPLE_QUESTION
+    """Ask QUESTION in every lane at once and stream the answers side by side.
+
+    Without QUESTION, the question is read from standard input (`echo "Who is Zyler Vance?" |
+    playground ask`)."""
+    if question is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise click.UsageError(
+                'give a QUESTION (playground ask "Who is Zyler Vance?"), or pipe one in'
+            )
+        question = sys.stdin.read()
     if not question.strip():
         raise PlaygroundError("the question is empty")
     specs = parse_lanes(lanes_text)
@@ -310,7 +316,7 @@ def ask(
         max_tokens=max_tokens,
         stop=list(stops),
     )
-    log = SessionLog(db_path or default_db_path())
+    log = SessionLog(opt.db_location(db_path))
     pg = Playground(cat, specs, log, search_backend=search_backend, corpus_path=corpus_path)
     opt.check_lanes(pg)
     console = Console(stderr=as_json)
@@ -322,7 +328,7 @@ def ask(
             "question": question,
             "lanes": [_lane_json(log, r) for r in results],
         }
-        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        click.echo(json_safe(json.dumps(out, indent=2, ensure_ascii=False)))
     else:
         _print_summary(console, pg, log, view, live, results)
     log.close()

@@ -17,7 +17,7 @@ from playground.core.lab.report import SIGNALS
 from playground.core.lanespec import parse_lanes
 from playground.core.locations import default_db_path
 from playground.core.playground import Playground
-from playground.core.textsafe import visible
+from playground.core.textsafe import json_safe, visible
 
 PROBE_LANES = "base:few-shot,base:few-shot+abstain@0.75,tuned:chat,tuned:chat+abstain@0.75"
 
@@ -441,10 +441,12 @@ def interrogate(
     log.close()
     if as_json:
         click.echo(
-            json.dumps(
-                {"counts": counts, "output": str(output), "results": results},
-                indent=2,
-                ensure_ascii=False,
+            json_safe(
+                json.dumps(
+                    {"counts": counts, "output": str(output), "results": results},
+                    indent=2,
+                    ensure_ascii=False,
+                )
             )
         )
         return
