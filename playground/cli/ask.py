@@ -38,6 +38,20 @@ def _kind_label(kind: str) -> str:
     return "base (pretrained)" if kind == "base" else "tuned (instruction-following)"
 
 
+class LanePanel:
+    """A lane's panel: its spec as the title where the title fits, else as the first line (a
+    panel title is cut short, and a lane's spec or model id must stay whole)."""
+
+    def __init__(self, title: Text, lines: list[Text], border: str):
+        self.title, self.lines, self.border = title, lines, border
+
+    def __rich_console__(self, console, options):
+        if self.title.cell_len + 6 <= options.max_width:
+            yield Panel(Group(*self.lines), title=self.title, border_style=self.border)
+        else:
+            yield Panel(Group(self.title, *self.lines), border_style=self.border)
+
+
 class LiveColumns:
     """Rich live view of the lanes, updated from the event queue."""
 
@@ -89,25 +103,25 @@ class LiveColumns:
         panels = []
         for lane in self.pg.lanes:
             spec = lane.model_spec
-            title = Text(visible(lane.spec.text), style="bold")
+            title = Text(visible(lane.spec.text), style="bold", overflow="fold")
             if spec is not None:
                 sub = f"{spec.id} · {spec.family_name(lane.model.info if lane.model else None)} · {_kind_label(spec.kind)}"
             else:
                 sub = lane.spec.model
-            body = Text(visible(self.text[lane.name].strip()) or "…")
+            body = Text(visible(self.text[lane.name].strip()) or "…", overflow="fold")
             status = self.status[lane.name]
             style = "red" if status.startswith("error") else "dim"
             panels.append(
-                Panel(
-                    Group(
-                        Text(visible(sub), style="cyan"),
+                LanePanel(
+                    title,
+                    [
+                        Text(visible(sub), style="cyan", overflow="fold"),
                         Text(""),
                         body,
                         Text(""),
-                        Text(visible(status), style=style),
-                    ),
-                    title=title,
-                    border_style="red" if status.startswith("error") else "blue",
+                        Text(visible(status), style=style, overflow="fold"),
+                    ],
+                    "red" if status.startswith("error") else "blue",
                 )
             )
         grid.add_row(*panels)
@@ -149,7 +163,7 @@ def _stats_table(pg: Playground, results) -> Table:
     """One row per lane; the model and its kind are in the lane's panel above."""
     t = Table(title="Per lane")
     t.add_column("lane", overflow="fold")
-    t.add_column("status")
+    t.add_column("status", overflow="fold")
     for col in ("tokens", "tok/s", "1st token", "conf.", "prompt"):
         t.add_column(col, justify="right")
     for r in results:
@@ -252,7 +266,9 @@ def _print_summary(console, pg: Playground, log: SessionLog, view, live, results
     console.print(_stats_table(pg, results))
     if note := _families_note(pg):
         console.print(Text(note, style="yellow"))
-    console.print(Text(f"Logged to {log.path} (session {pg.session_id})", style="dim"))
+    console.print(
+        Text(f"Logged to {log.path} (session {pg.session_id})", style="dim", overflow="fold")
+    )
     for r in results:
         if r.error:
             console.print(Text(visible(f"{r.lane.spec.text}: {r.error}"), style="red"))

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import math
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -75,6 +76,7 @@ def message(exc: BaseException) -> str:
     else:
         text = str(exc)
     text = " ".join(text.split("\n"))
+    text = re.sub(r"\S{%d,}" % (LONGEST_NAME + 1), lambda m: short(m.group()), text)
     safe = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return visible(safe)
 

@@ -20,18 +20,29 @@ from playground.core.prompts import MODES
 
 SEARCH_BACKENDS = ("offline", "web", "recorded")
 
+
+def _regular_file(ctx: click.Context, param, value: Path | None) -> Path | None:
+    """An existing path must be a plain file: SQLite on a FIFO or a device blocks or fails."""
+    if value is not None and value.exists() and not value.is_file():
+        raise click.BadParameter(f"{value} is not a regular file")
+    return value
+
+
 db_option = click.option(
     "--db",
     "db_path",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, dir_okay=False),
+    callback=_regular_file,
     default=None,
-    help="Session database (default: sessions/playground.db here, or $PLAYGROUND_DB).",
+    help="Session database, in a folder that exists (default: sessions/playground.db here, "
+    "or $PLAYGROUND_DB).",
 )
 
 corpus_option = click.option(
     "--corpus",
     "corpus_path",
     type=click.Path(path_type=Path, dir_okay=False),
+    callback=_regular_file,
     default=None,
     help="Offline search corpus (default: the user cache).",
 )

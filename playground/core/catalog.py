@@ -152,7 +152,9 @@ class Catalog:
         toml_file = folder / "models.toml"
         data: dict[str, Any] = {}
         if toml_file.exists() and not toml_file.is_file():  # a FIFO would block, a folder is a slip
-            raise CatalogError(f"{toml_file} is not a regular file: the catalog must be a TOML file")
+            raise CatalogError(
+                f"{toml_file} is not a regular file: the catalog must be a TOML file"
+            )
         if toml_file.is_file():
             try:
                 data = tomllib.loads(toml_file.read_text(encoding="utf-8"))
