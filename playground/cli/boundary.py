@@ -76,7 +76,7 @@ def message(exc: BaseException) -> str:
     else:
         text = str(exc)
     text = " ".join(text.split("\n"))
-    text = re.sub(r"\S{%d,}" % (LONGEST_NAME + 1), lambda m: short(m.group()), text)
+    text = re.sub(rf"\S{{{LONGEST_NAME + 1},}}", lambda m: short(m.group()), text)
     safe = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return visible(safe)
 
