@@ -56,7 +56,7 @@ def one_line_error(r, status: int = 1) -> str:
 def logged(db: Path, answer: str = "Rome.") -> str:
     log = SessionLog(db)
     sid = log.new_session(["base:few-shot", "tuned:chat"])
-    log.start_exchange(
+    exchange = log.start_exchange(
         session_id=sid,
         turn=0,
         lane_index=0,
@@ -64,8 +64,8 @@ def logged(db: Path, answer: str = "Rome.") -> str:
         model_id="smollm2",
         question="Capital of Italy?",
         output_text=answer,
-        status="complete",
     )
+    log.update_exchange(exchange, status="complete", finish_reason="stop")
     log.close()
     return sid
 
@@ -256,7 +256,14 @@ async def main(db, sid):
                 break
     async with ReviewApp(log, sid, False, "ann").run_test() as pilot:
         await pilot.pause(0.2)
-        print("review opened")
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        notes = [n.message for n in app_notes(pilot.app)]
+        print("review opened;", notes)
+        print("tags:", log.query("select count(*) as n from tags")[0]["n"])
+
+def app_notes(app):
+    return list(app._notifications)
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
@@ -268,6 +275,7 @@ def test_a_read_only_log_can_be_replayed_and_reviewed(read_only_log):
     out = r.stdout.decode()
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     assert "replayed: True" in out and "review opened" in out
+    assert "read-only here: tags and votes cannot be saved" in out and "tags: 0" in out
 
 
 # -- the app needs a terminal --------------------------------------------------------------------

@@ -314,6 +314,8 @@ class SessionLog:
         """A write transaction that takes the write lock up front (BEGIN IMMEDIATE, waiting on
         busy_timeout); rolled back if the block raises."""
         db = db or self.db
+        if self.read_only:
+            raise LogError(f"{self.path} is open read-only (this user cannot write it)")
         with self._lock:
             db.conn.execute("BEGIN IMMEDIATE")
             try:
