@@ -175,7 +175,7 @@ def test_browse_stops_datasette_when_it_is_stopped(db_path, tmp_path):
             datasette = psutil.Process(pid)
             proc.send_signal(sig)
             proc.wait(timeout=TERM_S)
-            wait_for(lambda: gone([datasette]), 30, f"datasette to stop after {sig.name}")
+            wait_for(lambda d=datasette: gone([d]), 30, f"datasette to stop after {sig.name}")
         finally:
             proc.kill()
             proc.wait(timeout=30)
