@@ -1,7 +1,7 @@
 """The CLI's boundary with the user: one-line errors, arguments checked, the app only on a terminal.
 
 Every command runs inside `PlaygroundGroup.invoke` (root.py), which hands what it raises to
-`one_line`: a problem the user can fix (PlaygroundError), a SQLite error (named with the file it
+`report`: a problem the user can fix (PlaygroundError), a SQLite error (named with the file it
 was working on), a number too large for SQLite, text that is not UTF-8, or an operating-system
 error (a full disk, a read-only folder, a file where a folder should be) becomes one line on
 stderr and exit status 1, never a traceback.
@@ -139,7 +139,7 @@ def die_with_parent() -> None:
 
     Called at start-up when DIE_WITH_PARENT holds serve's process id; if serve is already gone
     by then (its id is no longer our parent's), stop at once."""
-    wanted = os.environ.get(DIE_WITH_PARENT)
+    wanted = os.environ.pop(DIE_WITH_PARENT, None)  # for us, not for what we start
     if not wanted or not sys.platform.startswith("linux"):
         return
     set_death_signal()
