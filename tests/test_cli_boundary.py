@@ -235,6 +235,9 @@ def test_a_read_only_log_can_be_listed_and_exported(read_only_log):
     assert json.loads(r.stdout)["output_text"] == "Rome\x9b31m is the capital."
     r = as_user([*PLAYGROUND, "tag", "1", "--label", "correct", "--db", str(db)], state)
     assert "not writable" in one_line_error(r)
+    out = db.parent / "out.jsonl"
+    r = as_user([*PLAYGROUND, "export", sid, "--output", str(out), "--db", str(db)], state)
+    assert "Permission denied" in one_line_error(r) and str(out) in r.stderr.decode()
     assert sorted(p.name for p in db.parent.iterdir()) == ["log.db"]
 
 
