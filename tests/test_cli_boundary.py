@@ -457,3 +457,18 @@ def test_ask_tables_keep_lane_specs_and_model_ids_whole(db_path):
     assert "tuned:chat+abstain@0.75" in panels[1]
     assert "smollm2-135m-instruct:chat+search-first" in panels[2]
     assert "smollm2-135m-instruct" in panels[3] and "(instruction-following)" in panels[3]
+
+
+def test_the_package_ships_its_data_files():
+    """An installed playground (not this checkout) has the demo and the fact tables too."""
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["playground"]
+    package = ROOT / "playground"
+    shipped = {p for pattern in patterns for p in package.glob(pattern) if p.is_file()}
+    data = {
+        p for p in (package / "data").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert data and data <= shipped, sorted(str(p) for p in data - shipped)
