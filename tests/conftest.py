@@ -70,6 +70,8 @@ def tuned_model(catalog, pool):
 
 @pytest.fixture
 def db_path(tmp_path) -> Path:
+    """A database file in a folder that exists (the CLI creates only its default folder)."""
+    (tmp_path / "sessions").mkdir(exist_ok=True)
     return tmp_path / "sessions" / "test.db"
 
 

@@ -294,7 +294,7 @@ def test_demo_errors_name_the_line(tmp_path):
     d.write_text('[[step]]\nquestion = "q"\nnarration = "unterminated\n')
     with pytest.raises(DemoError, match="line 3"):
         load_demo(d)
-    assert len(load_demo(ROOT / "sessions" / "demos" / "hallucination.toml").steps) == 7
+    assert len(load_demo(ROOT / "playground" / "data" / "demos" / "hallucination.toml").steps) == 7
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """The `playground` console script: one module per area of commands, options declared once.
 
-    root.py      the group: one-line errors, --verbose, the app (no command, or `app`)
+    root.py      the group: --verbose, the app (no command, or `app`)
+    boundary.py  the one boundary: one-line errors, arguments checked, the app only on a terminal
     options.py   every option more than one command takes, and what they turn into
     ask.py       ask and its live view
     sessions.py  sessions, tag, agreement, export, replay, rerun, review, browse

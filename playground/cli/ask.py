@@ -28,17 +28,29 @@ from playground.core.events import (
     Token,
 )
 from playground.core.lanespec import DEFAULT_LANES, parse_lanes
-from playground.core.locations import default_db_path
 from playground.core.playground import Playground
 from playground.core.search.loop import COPIED_MARK, check_prefill
-from playground.core.textsafe import visible
+from playground.core.textsafe import json_safe, visible
 
-SAMPLE_QUESTION = "Who is Zyler Vance?"
 POLL_S = 0.1
 
 
 def _kind_label(kind: str) -> str:
     return "base (pretrained)" if kind == "base" else "tuned (instruction-following)"
+
+
+class LanePanel:
+    """A lane's panel: its spec as the title where the title fits, else as the first line (a
+    panel title is cut short, and a lane's spec or model id must stay whole)."""
+
+    def __init__(self, title: Text, lines: list[Text], border: str):
+        self.title, self.lines, self.border = title, lines, border
+
+    def __rich_console__(self, console, options):
+        if self.title.cell_len + 6 <= options.max_width:
+            yield Panel(Group(*self.lines), title=self.title, border_style=self.border)
+        else:
+            yield Panel(Group(self.title, *self.lines), border_style=self.border)
 
 
 class LiveColumns:
@@ -94,25 +106,25 @@ class LiveColumns:
         panels = []
         for lane in self.pg.lanes:
             spec = lane.model_spec
-            title = Text(visible(lane.spec.text), style="bold")
+            title = Text(visible(lane.spec.text), style="bold", overflow="fold")
             if spec is not None:
                 sub = f"{spec.id} · {spec.family_name(lane.model.info if lane.model else None)} · {_kind_label(spec.kind)}"
             else:
                 sub = lane.spec.model
-            body = Text(visible(self.text[lane.name].strip()) or "…")
+            body = Text(visible(self.text[lane.name].strip()) or "…", overflow="fold")
             status = self.status[lane.name]
             style = "red" if status.startswith("error") else "dim"
             panels.append(
-                Panel(
-                    Group(
-                        Text(visible(sub), style="cyan"),
+                LanePanel(
+                    title,
+                    [
+                        Text(visible(sub), style="cyan", overflow="fold"),
                         Text(""),
                         body,
                         Text(""),
-                        Text(visible(status), style=style),
-                    ),
-                    title=title,
-                    border_style="red" if status.startswith("error") else "blue",
+                        Text(visible(status), style=style, overflow="fold"),
+                    ],
+                    "red" if status.startswith("error") else "blue",
                 )
             )
         grid.add_row(*panels)
@@ -155,7 +167,7 @@ def _stats_table(pg: Playground, results) -> Table:
     """One row per lane; the model and its kind are in the lane's panel above."""
     t = Table(title="Per lane")
     t.add_column("lane", overflow="fold")
-    t.add_column("status")
+    t.add_column("status", overflow="fold")
     for col in ("tokens", "tok/s", "1st token", "conf.", "prompt"):
         t.add_column(col, justify="right")
     for r in results:
@@ -258,7 +270,9 @@ def _print_summary(console, pg: Playground, log: SessionLog, view, live, results
     console.print(_stats_table(pg, results))
     if note := _families_note(pg):
         console.print(Text(note, style="yellow"))
-    console.print(Text(f"Logged to {log.path} (session {pg.session_id})", style="dim"))
+    console.print(
+        Text(f"Logged to {log.path} (session {pg.session_id})", style="dim", overflow="fold")
+    )
     for r in results:
         if r.error:
             console.print(Text(visible(f"{r.lane.spec.text}: {r.error}"), style="red"))
@@ -300,8 +314,16 @@ def ask(
     search_backend,
     corpus_path,
 ):
-    """Ask QUESTION in every lane at once and stream the answers side by side."""
-    question = question if question is not None else SAMPLE_QUESTION
+    """Ask QUESTION in every lane at once and stream the answers side by side.
+
+    Without QUESTION, the question is read from standard input (`echo "Who is Zyler Vance?" |
+    playground ask`)."""
+    if question is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise click.UsageError(
+                'give a QUESTION (playground ask "Who is Zyler Vance?"), or pipe one in'
+            )
+        question = sys.stdin.read()
     if not question.strip():
         raise PlaygroundError("the question is empty")
     specs = parse_lanes(lanes_text)
@@ -315,7 +337,7 @@ def ask(
         max_tokens=max_tokens,
         stop=list(stops),
     )
-    log = SessionLog(db_path or default_db_path())
+    log = SessionLog(opt.db_location(db_path))
     pg = Playground(cat, specs, log, search_backend=search_backend, corpus_path=corpus_path)
     opt.check_lanes(pg)
     console = Console(stderr=as_json)
@@ -327,7 +349,7 @@ def ask(
             "question": question,
             "lanes": [_lane_json(log, r) for r in results],
         }
-        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        click.echo(json_safe(json.dumps(out, indent=2, ensure_ascii=False)))
     else:
         _print_summary(console, pg, log, view, live, results)
     log.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from playground.cli import options as opt
-from playground.core.textsafe import visible
+from playground.core.textsafe import json_safe, visible
 
 
 @click.group()
@@ -53,7 +53,9 @@ def corpus_search(query, corpus_path, as_json):
 
     results = Corpus(corpus_path).search(query)
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False))
+        click.echo(
+            json_safe(json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False))
+        )
         return
     click.echo(visible(results_block(results, None, lambda t: len(t.split())).strip()))
 

@@ -17,7 +17,7 @@ from playground.core.lab.report import SIGNALS
 from playground.core.lanespec import parse_lanes
 from playground.core.locations import default_db_path
 from playground.core.playground import Playground
-from playground.core.textsafe import visible
+from playground.core.textsafe import json_safe, visible
 
 PROBE_LANES = "base:few-shot,base:few-shot+abstain@0.75,tuned:chat,tuned:chat+abstain@0.75"
 
@@ -104,7 +104,7 @@ def probe(resume_id, db_path, models_dir, base, tuned, search_backend, corpus_pa
     from playground.core.lab.probes import load_set
     from playground.core.lab.runner import make_judge, run_probes, start_run
 
-    log = SessionLog(db_path or default_db_path())
+    log = SessionLog(opt.db_location(db_path))
     cat = opt.catalog(models_dir, base, tuned)
     s = settings
     if resume_id is not None:
@@ -352,7 +352,7 @@ def validity(
     from playground.core.lab.probes import invented, load_set
     from playground.core.lab.validity import compare, statements
 
-    log = SessionLog(db_path or default_db_path())
+    log = SessionLog(opt.db_location(db_path))
     cat = opt.catalog(models_dir, base, tuned)
     facts = [p for p in load_set(set_name, seed) if p.type == "fact"][:limit]
     ghosts = invented(n=n_invented, seed=seed)
@@ -425,7 +425,7 @@ def interrogate(
 
     own_docs = bool(docs) and not use_corpus
     snippets = itg.from_docs(list(docs), limit) if own_docs else itg.from_corpus(limit)
-    log = SessionLog(db_path or default_db_path())
+    log = SessionLog(opt.db_location(db_path))
     pg = Playground(opt.catalog(models_dir, base, tuned), parse_lanes(lane_text), log)
     if pg.lanes[0].model_spec is None:
         raise PlaygroundError(pg.lanes[0].error or "unknown model")
@@ -441,10 +441,12 @@ def interrogate(
     log.close()
     if as_json:
         click.echo(
-            json.dumps(
-                {"counts": counts, "output": str(output), "results": results},
-                indent=2,
-                ensure_ascii=False,
+            json_safe(
+                json.dumps(
+                    {"counts": counts, "output": str(output), "results": results},
+                    indent=2,
+                    ensure_ascii=False,
+                )
             )
         )
         return

@@ -6,6 +6,7 @@ command has stays with that command, unless its choices are ones `core` defines 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -19,25 +20,36 @@ from playground.core.prompts import MODES
 
 SEARCH_BACKENDS = ("offline", "web", "recorded")
 
+
+def _regular_file(ctx: click.Context, param, value: Path | None) -> Path | None:
+    """An existing path must be a plain file: SQLite on a FIFO or a device blocks or fails."""
+    if value is not None and value.exists() and not value.is_file():
+        raise click.BadParameter(f"{value} is not a regular file")
+    return value
+
+
 db_option = click.option(
     "--db",
     "db_path",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, dir_okay=False),
+    callback=_regular_file,
     default=None,
-    help="Session database (default: sessions/playground.db here, or $PLAYGROUND_DB).",
+    help="Session database, in a folder that exists (default: sessions/playground.db here, "
+    "or $PLAYGROUND_DB).",
 )
 
 corpus_option = click.option(
     "--corpus",
     "corpus_path",
     type=click.Path(path_type=Path, dir_okay=False),
+    callback=_regular_file,
     default=None,
     help="Offline search corpus (default: the user cache).",
 )
 
 models_dir_option = click.option(
     "--models-dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
     default=None,
     help="Catalog folder (default: ./models, or $PLAYGROUND_MODELS_DIR).",
 )
@@ -78,6 +90,9 @@ def max_tokens_option(default: int, most: int = 32768):
 def seed_option(default: int | None, help: str | None = None):
     shown = {"show_default": True} if default is not None else {}
     return click.option("--seed", type=int, default=default, help=help, **shown)
+
+
+SQLITE_INT = click.IntRange(1, 2**63 - 1)  # an id or a count SQLite can hold
 
 
 def _remember_gpu_layers(ctx: click.Context, param, value):
@@ -134,14 +149,38 @@ def catalog(models_dir: Path | None, base: str | None, tuned: str | None) -> Cat
     return cat
 
 
-def open_log(db_path: Path | None, must_exist: bool = True) -> SessionLog:
-    """The session log --db names; reading commands refuse to create an empty one."""
-    path = db_path or default_db_path()
+def db_location(db_path: Path | None) -> Path:
+    """The session database --db (or $PLAYGROUND_DB) names, whose folder must exist; only the
+    default location (sessions/ here) is created when missing."""
+    if db_path is None and not os.environ.get("PLAYGROUND_DB"):
+        path = default_db_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+    path = (db_path or default_db_path()).expanduser()
+    if not path.parent.is_dir():
+        raise PlaygroundError(
+            f"the folder {path.parent} of the session database {path.name} does not exist: "
+            "create it first, or give another --db"
+        )
+    return path
+
+
+def writable(path: Path) -> bool:
+    """Whether SQLite could write *path* and its journal beside it."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def open_log(db_path: Path | None, must_exist: bool = True, reading: bool = False) -> SessionLog:
+    """The session log --db names; reading commands refuse to create an empty one, and open a
+    file they cannot write (a read-only copy, someone else's log) read-only."""
+    path = (db_path or default_db_path()).expanduser()
     if must_exist and not path.exists():
         raise PlaygroundError(
             f"no session database at {path} yet: run `playground ask` first, or pass --db"
         )
-    return SessionLog(path)
+    if reading and path.is_file() and not writable(path):
+        return SessionLog(path, read_only=True)
+    return SessionLog(db_location(db_path) if not must_exist else path)
 
 
 def check_lanes(pg: Playground) -> None:

@@ -8,24 +8,28 @@ from __future__ import annotations
 
 import click
 
-from playground.cli import ask, corpus, lab, sessions, system
+from playground.cli import ask, boundary, corpus, lab, sessions, system
 from playground.cli import options as opt
 from playground.core import applog
 from playground.core.engine import Sampling
-from playground.core.errors import PlaygroundError
 from playground.core.lanespec import DEFAULT_LANES
-from playground.core.locations import default_db_path
-from playground.core.textsafe import visible
 
 
 class PlaygroundGroup(click.Group):
-    """Turns PlaygroundError into a one-line message and exit code 1, never a traceback."""
+    """The one boundary: arguments that are not UTF-8 are a usage error (exit 2); what a command
+    raises that a user can act on (boundary.USER_ERRORS) is one line on stderr and exit 1."""
+
+    def parse_args(self, ctx, args):
+        boundary.check_arguments(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except PlaygroundError as e:
-            click.secho(f"Error: {visible(str(e))}", fg="red", err=True)
+        except BrokenPipeError:
+            boundary.quiet_broken_pipe()
+        except boundary.USER_ERRORS as e:
+            boundary.report(e)
             ctx.exit(1)
 
 
@@ -59,7 +63,7 @@ def run_app(
     sampling = Sampling(temperature=temperature, seed=seed, max_tokens=max_tokens)
     app = make_app(
         lanes_text,
-        db_path or default_db_path(),
+        opt.db_location(db_path),
         models_dir,
         base,
         tuned,
@@ -68,7 +72,7 @@ def run_app(
         corpus_path=corpus_path,
         gpu_layers=click.get_current_context().meta.get("gpu_layers"),
     )
-    app.run()
+    boundary.run_tui(app)
 
 
 @click.group(cls=PlaygroundGroup, invoke_without_command=True)
@@ -106,4 +110,5 @@ for area in (ask, sessions, lab, corpus, system):
 
 
 def main() -> None:
+    boundary.die_with_parent()
     cli(prog_name="playground")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -11,17 +12,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from playground.cli import boundary
 from playground.cli import options as opt
 from playground.core.errors import PlaygroundError
 from playground.core.export import FORMATS
 from playground.core.lanespec import parse_lanes
 from playground.core.playground import Playground
-from playground.core.textsafe import visible
+from playground.core.textsafe import json_safe, visible
 
 
 @click.command()
 @opt.db_option
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--limit", type=opt.SQLITE_INT, default=50, show_default=True)
 @click.option("--model", default=None, help="Only sessions with this model (a part of its id).")
 @opt.mode_option
 @click.option("--tag", default=None, help="Only sessions with an answer tagged so.")
@@ -31,7 +33,7 @@ def sessions(db_path, limit, model, mode, tag, text, as_json):
     """List logged sessions: id, when, lanes, turns, tags."""
     from playground.core.sessions import find_sessions
 
-    log = opt.open_log(db_path)
+    log = opt.open_log(db_path, reading=True)
     rows = find_sessions(log, model, mode, tag, text, limit)
     log.close()
     if as_json:
@@ -40,8 +42,9 @@ def sessions(db_path, limit, model, mode, tag, text, as_json):
         click.echo(json.dumps(rows, indent=2))
         return
     t = Table(title=f"Sessions in {log.path}")
-    for col in ("id", "when (UTC)", "lanes", "turns", "answers", "tags", "untagged"):
-        t.add_column(col)
+    t.add_column("id", no_wrap=True, min_width=max((len(r["id"]) for r in rows), default=2))
+    for col in ("when (UTC)", "lanes", "turns", "answers", "tags", "untagged"):
+        t.add_column(col, overflow="fold")
     for r in rows:
         t.add_row(
             r["id"] + (f"\n(re-run of {r['parent_id']})" if r["parent_id"] else ""),
@@ -56,7 +59,7 @@ def sessions(db_path, limit, model, mode, tag, text, as_json):
 
 
 @click.command()
-@click.argument("exchange_id", type=int)
+@click.argument("exchange_id", type=opt.SQLITE_INT)
 @opt.label_option
 @click.option("--note", default=None)
 @opt.tagger_option
@@ -76,8 +79,11 @@ def tag(exchange_id, label, note, tagger, db_path):
 def agreement(session_id, db_path):
     """Agreement between taggers: answers both tagged, raw agreement, Cohen's kappa."""
     from playground.core.sessions import agreement as agree
+    from playground.core.sessions import session
 
-    log = opt.open_log(db_path)
+    log = opt.open_log(db_path, reading=True)
+    if session_id is not None:
+        session_id = session(log, session_id)["id"]
     rows = agree(log, session_id)
     if not rows:
         click.echo("fewer than two taggers have tagged these answers")
@@ -124,9 +130,16 @@ def export(session_id, all_sessions, fmt, output, force, model, tag_label, db_pa
         raise PlaygroundError("give a SESSION id or --all (not both)")
     if output is not None and output.exists() and not force:
         raise PlaygroundError(f"{output} exists: pass --force to overwrite it")
-    log = opt.open_log(db_path)
+    if output is not None and output.exists() and not output.is_file():
+        raise PlaygroundError(
+            f"{output} is not a regular file (a pipe or a device): give a file, or leave out "
+            "--output to print to standard output"
+        )
+    log = opt.open_log(db_path, reading=True)
     sess = session(log, session_id) if session_id else None
     text = export_text(log, sess, fmt, model, tag_label)
+    if fmt != "markdown":  # JSON lines: control characters escaped, the same text once decoded
+        text = json_safe(text)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -145,17 +158,10 @@ def replay(session_id, speed, step, db_path):
     from playground.core.sessions import session
     from playground.tui.app import make_replay_app
 
-    try:
-        factor = 0.0 if speed == "instant" else float(speed)
-    except ValueError:
-        raise PlaygroundError(
-            f"--speed must be a number such as 2 or 4, or 'instant', not {speed!r}"
-        ) from None
-    if factor < 0:
-        raise PlaygroundError("--speed must be positive")
-    log = opt.open_log(db_path)
+    factor = boundary.positive_speed(speed)
+    log = opt.open_log(db_path, reading=True)
     sess = session(log, session_id)
-    make_replay_app(log, sess["id"], factor, step).run()
+    boundary.run_tui(make_replay_app(log, sess["id"], factor, step), "replay")
 
 
 @click.command()
@@ -175,13 +181,16 @@ def rerun(session_id, lanes_text, max_tokens, db_path, models_dir, base, tuned, 
     sess = session(log, session_id)
     specs = parse_lanes(lanes_text or recorded_lanes(sess))
     pg = Playground(opt.catalog(models_dir, base, tuned), specs, log)
+    opt.check_lanes(pg)
     out = ask_again(log, pg, sess, max_tokens)
     if as_json:
         click.echo(
-            json.dumps(
-                {"session_id": pg.session_id, "parent_id": sess["id"], "answers": out},
-                indent=2,
-                ensure_ascii=False,
+            json_safe(
+                json.dumps(
+                    {"session_id": pg.session_id, "parent_id": sess["id"], "answers": out},
+                    indent=2,
+                    ensure_ascii=False,
+                )
             )
         )
         return
@@ -209,9 +218,9 @@ def review(session_id, blind, tagger, db_path):
     from playground.core.sessions import session
     from playground.tui.app import ReviewApp
 
-    log = opt.open_log(db_path)
+    log = opt.open_log(db_path, reading=True)
     sess = session(log, session_id)
-    ReviewApp(log, sess["id"], blind, tagger or Config.load().tagger).run()
+    boundary.run_tui(ReviewApp(log, sess["id"], blind, tagger or Config.load().tagger), "review")
 
 
 @click.command()
@@ -233,21 +242,28 @@ def browse(db_path, port):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(datasette_metadata(log.path.stem), fh)
     log.close()
-    sys.exit(
-        subprocess.call(
-            [
-                exe,
-                "serve",
-                str(log.path),
-                "--metadata",
-                fh.name,
-                "--port",
-                str(port),
-                "--host",
-                "127.0.0.1",
-            ]
-        )
+    proc = subprocess.Popen(
+        [exe, "serve", str(log.path), "--metadata", fh.name, "--port", str(port)]
+        + ["--host", "127.0.0.1"],
+        preexec_fn=boundary.set_death_signal,  # Datasette stops when we do, even on SIGKILL
     )
+
+    def stop(signum, _frame) -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        sys.exit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    try:
+        sys.exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=5)
+        sys.exit(130)
 
 
 COMMANDS = [sessions, tag, agreement, export, replay, rerun, review, browse]

@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from playground.cli import boundary
 from playground.cli import options as opt
-from playground.core.locations import default_db_path
+from playground.core.textsafe import visible
 
 
 @click.command()
@@ -111,29 +112,29 @@ def doctor(models_dir, base, tuned, as_json):
 
 @click.command()
 @click.argument(
-    "demo_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("sessions/demos/hallucination.toml"),
-    required=False,
+    "demo_file", type=click.Path(path_type=Path, dir_okay=False), default=None, required=False
 )
 @opt.db_option
 @opt.models_dir_option
 @opt.corpus_option
 @click.option("--check", is_flag=True, help="Only check the demo file and list its steps.")
 def demo(demo_file, db_path, models_dir, corpus_path, check):
-    """Step through a workshop demo (F6 next step, F7 back) with the narration on screen."""
-    from playground.core.demo import load_demo
+    """Step through a workshop demo (F6 next step, F7 back) with the narration on screen.
+
+    DEMO_FILE defaults to sessions/demos/hallucination.toml here, else the one that ships."""
+    from playground.core.demo import default_demo_path, load_demo
     from playground.tui.app import make_demo_app
 
+    demo_file = demo_file or default_demo_path()
     d = load_demo(demo_file)
     if check:
-        click.echo(f"{d.title}: {len(d.steps)} steps")
+        click.echo(visible(f"{d.title}: {len(d.steps)} steps"))
         for i, step in enumerate(d.steps, 1):
-            click.echo(
-                f"  {i}. {step.title}: {step.question!r} on {', '.join(s.text for s in step.lanes)}"
-            )
+            lanes = ", ".join(s.text for s in step.lanes)
+            click.echo(visible(f"  {i}. {step.title}: {step.question!r} on {lanes}"))
         return
-    make_demo_app(demo_file, db_path or default_db_path(), models_dir, corpus_path).run()
+    app = make_demo_app(demo_file, opt.db_location(db_path), models_dir, corpus_path)
+    boundary.run_tui(app, "demo")
 
 
 @click.command()
@@ -150,8 +151,13 @@ def demo(demo_file, db_path, models_dir, corpus_path, check):
 @opt.db_option
 def serve(host, port, public, demo_file, db_path):
     """Run the app in a web browser (textual-serve), for a projector."""
+    from playground.core.demo import load_demo
     from playground.tui.serve import serve as run_server
 
+    if demo_file is not None:
+        load_demo(demo_file)  # a missing or broken demo fails here, not in each browser tab
+    if db_path is not None:
+        db_path = opt.db_location(db_path)
     run_server(host, port, public, demo_file, db_path)
 
 

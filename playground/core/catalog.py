@@ -169,6 +169,10 @@ class Catalog:
         folder = Path(folder) if folder is not None else models_dir()
         toml_file = folder / "models.toml"
         data: dict[str, Any] = {}
+        if toml_file.exists() and not toml_file.is_file():  # a FIFO would block, a folder is a slip
+            raise CatalogError(
+                f"{toml_file} is not a regular file: the catalog must be a TOML file"
+            )
         if toml_file.is_file():
             try:
                 data = tomllib.loads(toml_file.read_text(encoding="utf-8"))

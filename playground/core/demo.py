@@ -1,10 +1,15 @@
-"""Workshop demo scripts: sessions/demos/*.toml, an ordered list of steps with narration."""
+"""Workshop demo scripts: TOML files, an ordered list of steps with narration.
+
+The default demo ships with the package (playground/data/demos/hallucination.toml); a copy in
+sessions/demos/ under the current folder, edited for a workshop, comes first.
+"""
 
 from __future__ import annotations
 
 import re
 import tomllib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from playground.core.errors import PlaygroundError
@@ -35,8 +40,21 @@ class Demo:
     path: Path
 
 
+DEFAULT_DEMO = "hallucination.toml"
+
+
+def default_demo_path() -> Path:
+    """sessions/demos/hallucination.toml here if there is one, else the copy in the package."""
+    here = Path.cwd() / "sessions" / "demos" / DEFAULT_DEMO
+    if here.is_file():
+        return here
+    return Path(str(resources.files("playground") / "data" / "demos" / DEFAULT_DEMO))
+
+
 def load_demo(path: str | Path) -> Demo:
     p = Path(path)
+    if p.exists() and not p.is_file():
+        raise DemoError(f"{p} is not a regular file: give a demo .toml file")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:

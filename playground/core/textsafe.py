@@ -35,3 +35,14 @@ def visible(text: str) -> str:
 def is_safe(text: str) -> bool:
     """Whether *text* can reach a terminal as it is."""
     return _UNSAFE.search(text) is None
+
+
+# In JSON text these can only stand inside strings (JSON's own syntax is ASCII), where json.dumps
+# with ensure_ascii=False leaves them raw: DEL, the C1 controls, the bidirectional controls.
+_JSON_RAW = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def json_safe(json_text: str) -> str:
+    """JSON text (a document or JSON lines) with every control character json.dumps left raw
+    written as a \\uXXXX escape: safe on a terminal, and the same strings once decoded."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)

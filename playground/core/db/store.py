@@ -49,6 +49,16 @@ STATUSES: tuple[ExchangeStatus, ...] = (
 BUSY_TIMEOUT_S = 30.0
 
 
+def busy_timeout_s() -> float:
+    """How long to wait for another process's write lock: BUSY_TIMEOUT_S, or
+    $PLAYGROUND_BUSY_TIMEOUT_S (seconds) where that is a number from 0 up."""
+    with contextlib.suppress(ValueError):
+        wait = float(os.environ.get("PLAYGROUND_BUSY_TIMEOUT_S", ""))
+        if 0 <= wait < 1e6:
+            return wait
+    return BUSY_TIMEOUT_S
+
+
 Row = dict[str, Any]
 """A row as SQLite returns it, column name to value: for the open-ended query results."""
 
@@ -187,15 +197,16 @@ def default_tagger() -> str:
 class SessionLog:
     """One process's connection to the session database. Thread-safe."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], read_only: bool = False):
         self.path = Path(path).expanduser()
+        self.read_only = read_only  # open with mode=ro: a file or folder this user cannot write
         self._lock = threading.RLock()
         self.pid = os.getpid()
         self.proc_started = _proc_started(self.pid) or time.time()
         self.host = socket.gethostname()
         self.backup: Path | None = None  # the copy made before migrating an older database
-        self.db = self._open()
-        self.interrupted_on_open = self._recover()
+        self.db = self._open_read_only() if read_only else self._open()
+        self.interrupted_on_open = 0 if read_only else self._recover()
 
     # -- opening -------------------------------------------------------------------------
     def _open(self) -> sqlite_utils.Database:
@@ -224,9 +235,9 @@ class SessionLog:
                 )
         try:
             conn = sqlite3.connect(
-                str(p), timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+                str(p), timeout=busy_timeout_s(), check_same_thread=False, isolation_level=None
             )
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s() * 1000)}")
             db = sqlite_utils.Database(conn)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
@@ -245,6 +256,40 @@ class SessionLog:
                 raise LogError(f"cannot write the session database {p}: {msg}") from e
             raise LogError(f"cannot open the session database {p}: {msg}") from e
         return db
+
+    def _open_read_only(self) -> sqlite_utils.Database:
+        """Open for reading only. A WAL database needs its -shm file, which a read-only folder
+        cannot hold: then open it as immutable (nobody can be writing a file we cannot write)."""
+        p = self.path
+
+        def connect(flags: str) -> tuple[sqlite3.Connection, int]:
+            conn = sqlite3.connect(
+                f"{p.resolve().as_uri()}?{flags}",
+                uri=True,
+                timeout=busy_timeout_s(),
+                check_same_thread=False,
+                isolation_level=None,
+            )
+            try:
+                return conn, int(conn.execute("PRAGMA user_version").fetchone()[0])
+            except sqlite3.Error:
+                conn.close()
+                raise
+
+        try:
+            try:
+                conn, version = connect("mode=ro")
+            except sqlite3.OperationalError:
+                conn, version = connect("mode=ro&immutable=1")
+        except sqlite3.DatabaseError as e:
+            raise LogError(f"cannot read the session database {p}: {e}") from e
+        if version != migrations.SCHEMA_VERSION:
+            raise LogError(
+                f"{p} has schema {version} and this version of playground reads schema "
+                f"{migrations.SCHEMA_VERSION}; it is read-only here, so it cannot be migrated: "
+                "copy it somewhere writable and pass --db"
+            )
+        return sqlite_utils.Database(conn)
 
     def _migrate(self, db: sqlite_utils.Database) -> None:
         version = db.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -269,6 +314,8 @@ class SessionLog:
         """A write transaction that takes the write lock up front (BEGIN IMMEDIATE, waiting on
         busy_timeout); rolled back if the block raises."""
         db = db or self.db
+        if self.read_only:
+            raise LogError(f"{self.path} is open read-only (this user cannot write it)")
         with self._lock:
             db.conn.execute("BEGIN IMMEDIATE")
             try:

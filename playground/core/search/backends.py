@@ -6,6 +6,7 @@ import html.parser
 import json
 import re
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -101,6 +102,13 @@ class Corpus:
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        tables = {r[0] for r in self.conn.execute("select name from sqlite_master")}
+        if tables and "docs" not in tables:  # another program's database: leave it untouched
+            self.conn.close()
+            raise SearchError(
+                f"{self.path} is a SQLite database but not a search corpus (it has no docs "
+                "table); it was left untouched: give another --corpus"
+            )
         self.conn.execute("PRAGMA journal_mode = WAL")
         self._ensure()
 
@@ -150,9 +158,12 @@ class Corpus:
         if p.is_dir():
             raise SearchError(f"{p} is a directory (give files, or a shell glob such as docs/*.md)")
         try:
-            size = p.stat().st_size
+            st = p.stat()
         except OSError as e:
             raise SearchError(f"cannot read {p}: {e.strerror}") from e
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or /dev/zero would block or never end
+            raise SearchError(f"{p} skipped: not a regular file (a pipe, device or socket)")
+        size = st.st_size
         if size > MAX_FILE_BYTES:
             raise SearchError(
                 f"{p} skipped: {size / 1e6:.1f} MB is over the {MAX_FILE_BYTES / 1e6:.0f} MB limit per file"

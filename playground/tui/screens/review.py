@@ -130,9 +130,18 @@ class ReviewScreen(Screen[None]):
                 )
         body.update(out)
 
+    def _writable(self) -> bool:
+        """A log this user cannot write is opened read-only: say so instead of failing."""
+        if self.log_db.read_only:
+            self.notify(
+                f"{self.log_db.path} is read-only here: tags and votes cannot be saved",
+                severity="error",
+            )
+        return not self.log_db.read_only
+
     def action_label(self, label: str) -> None:
         r = self.current
-        if r is None:
+        if r is None or not self._writable():
             return
         self.log_db.add_tag(r["id"], label, tagger=self.tagger)
         self.notify(f"{self._answer_name(r, 0) if not self.blind else 'answer'} tagged {label}")
@@ -151,6 +160,8 @@ class ReviewScreen(Screen[None]):
 
     def action_vote(self, index: int) -> None:
         turn = self._turn()
+        if not self._writable():
+            return
         if len(turn) < 2 or index >= len(turn):
             self.notify("A vote compares two or more answers of the same turn.", severity="warning")
             return
@@ -169,6 +180,8 @@ class ReviewScreen(Screen[None]):
 
     def action_vote_even(self, verdict: str) -> None:
         turn = self._turn()
+        if not self._writable():
+            return
         if len(turn) < 2:
             self.notify("A vote compares two or more answers of the same turn.", severity="warning")
             return
