@@ -68,7 +68,9 @@ def run_app(
         corpus_path=corpus_path,
         gpu_layers=click.get_current_context().meta.get("gpu_layers"),
     )
-    app.run()
+    from playground.tui.shutdown import run
+
+    run(app)
 
 
 @click.group(cls=PlaygroundGroup, invoke_without_command=True)

@@ -138,7 +138,7 @@ def export(session_id, all_sessions, fmt, output, force, model, tag_label, db_pa
 @click.command()
 @click.argument("session_id")
 @click.option("--speed", default="1", show_default=True, help="1, 2, 4 ... or 'instant'.")
-@click.option("--step", is_flag=True, help="Wait for a key (n) before each turn.")
+@click.option("--step", is_flag=True, help="Wait for a key (Space or n) before each turn.")
 @opt.db_option
 def replay(session_id, speed, step, db_path):
     """Replay a recorded session in the lanes, token by token with its original timing (no model)."""
@@ -155,7 +155,9 @@ def replay(session_id, speed, step, db_path):
         raise PlaygroundError("--speed must be positive")
     log = opt.open_log(db_path)
     sess = session(log, session_id)
-    make_replay_app(log, sess["id"], factor, step).run()
+    from playground.tui.shutdown import run
+
+    run(make_replay_app(log, sess["id"], factor, step))
 
 
 @click.command()
@@ -211,7 +213,9 @@ def review(session_id, blind, tagger, db_path):
 
     log = opt.open_log(db_path)
     sess = session(log, session_id)
-    ReviewApp(log, sess["id"], blind, tagger or Config.load().tagger).run()
+    from playground.tui.shutdown import run
+
+    run(ReviewApp(log, sess["id"], blind, tagger or Config.load().tagger))
 
 
 @click.command()

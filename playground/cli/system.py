@@ -131,7 +131,9 @@ def demo(demo_file, db_path, models_dir, corpus_path, check):
                 f"  {i}. {step.title}: {step.question!r} on {', '.join(s.text for s in step.lanes)}"
             )
         return
-    make_demo_app(demo_file, db_path or default_db_path(), models_dir, corpus_path).run()
+    from playground.tui.shutdown import run
+
+    run(make_demo_app(demo_file, db_path or default_db_path(), models_dir, corpus_path))
 
 
 @click.command()

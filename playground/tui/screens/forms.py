@@ -53,6 +53,28 @@ class TextPrompt(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class Confirm(ModalScreen[bool]):
+    """A yes/no question before something that cannot be taken back: y or Enter says yes,
+    n or Esc says no."""
+
+    BINDINGS = [
+        Binding("y,enter", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="form"):
+            yield SafeStatic(Text(self.question), classes="title")
+            yield Label(Text("y or Enter: yes · n or Esc: no", style="dim"))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
 @dataclass
 class LaneSettings:
     spec: LaneSpec
