@@ -366,9 +366,26 @@ class LanesScreen(Screen):
                 lane.spec,
                 lane.sampling or self.sampling,
                 list(self.pg.catalog.models),
+                self._contexts(),
             ),
             done,
         )
+
+    def _contexts(self) -> dict[str, int]:
+        """Each model name the settings form offers, with its context window (max tokens must
+        fit in it)."""
+        out = {}
+        for name in [
+            "base",
+            "tuned",
+            *self.pg.catalog.models,
+            *(x.spec.model for x in self.pg.lanes),
+        ]:
+            try:
+                out[name] = self.pg.catalog.resolve(name).n_ctx
+            except PlaygroundError:
+                pass
+        return out
 
     @on(LaneView.InspectWanted)
     def _inspect(self, message: LaneView.InspectWanted) -> None:
