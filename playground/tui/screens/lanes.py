@@ -8,6 +8,7 @@ when the playground (models, the log) must act.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from functools import partial
@@ -381,10 +382,8 @@ class LanesScreen(Screen):
             *self.pg.catalog.models,
             *(x.spec.model for x in self.pg.lanes),
         ]:
-            try:
+            with contextlib.suppress(PlaygroundError):
                 out[name] = self.pg.catalog.resolve(name).n_ctx
-            except PlaygroundError:
-                pass
         return out
 
     @on(LaneView.InspectWanted)
