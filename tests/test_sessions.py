@@ -355,7 +355,7 @@ async def test_sessions_screen_filters_and_reruns_in_the_lanes(recorded, db_path
         screen.query_one("#sessions-tag").clear()
         await pilot.pause(0.2)
         table.focus()
-        await pilot.press("r")
+        await pilot.press("r", "y")  # a re-run asks first
         view = next(iter(app.main.views.values()))
         await wait_for(
             pilot,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from playground.core import cpuload
 from playground.core.config import Config
 from playground.core.engine import Sampling
 from playground.tui.app import make_app
@@ -32,6 +33,10 @@ def snap_app(monkeypatch):
         Path(f"{DB}{suffix}").unlink(missing_ok=True)
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=0xC0FFEE))
     monkeypatch.setenv("PLAYGROUND_TAGGER", "snapshot")
+    # The status line's threads and busy cores follow the machine's load at the moment: a
+    # snapshot shows a quiet two-core machine, whatever else runs while it is taken.
+    monkeypatch.setattr(cpuload.WATCH, "busy_elsewhere", lambda: 0.0)
+    monkeypatch.setattr(cpuload.WATCH, "free_cores", lambda: 2)
     app = make_app(
         "base:few-shot,tuned:chat", DB, sampling=Sampling(max_tokens=16), config=Config()
     )

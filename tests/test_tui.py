@@ -170,6 +170,24 @@ async def test_inspector_shows_the_chat_template_special_tokens(db_path):
         assert not isinstance(app.screen, InspectorScreen)
 
 
+async def test_inspector_shows_emoji_and_cjk_whole(db_path):
+    """Byte tokens that spell one character together show it once, not one '�' per token."""
+    app = app_for(db_path, lanes="tuned:chat", max_tokens=2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await ask(pilot, "Is 🦙 a 日本 word?")
+        view = next(iter(app.main.views.values()))
+        prompt = view.current.prompt
+        model = app.main.pg.lanes[0].model
+        assert any("\ufffd" in model.piece_text(t) for t in prompt.token_ids)  # split characters
+        view.focus()
+        await pilot.press("i")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, InspectorScreen)
+        shown = app.screen.query_one("#inspector-text").content.plain
+        assert "Is 🦙 a 日本 word?" in shown and "\ufffd" not in shown
+
+
 async def test_broken_model_lane_while_the_other_answers(db_path, tmp_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 10)
@@ -403,7 +421,7 @@ async def test_move_and_remove_lanes_with_their_keys(db_path):
         ]
         assert list(app.query_one("#lanes").children).index(first) == 1
         assert header_of(first).startswith("2 ")
-        await pilot.press("delete")
+        await pilot.press("delete", "y")  # removing a lane asks first
         await pilot.pause(0.2)
         assert [lane.spec.text for lane in app.main.pg.lanes] == ["tuned:chat", "tuned:raw"]
         assert first not in app.main.views.values() and len(app.query(LaneView)) == 2

@@ -165,9 +165,17 @@ def run_tui(app: Any, what: str = "the app") -> None:
 
     Textual prints the traceback of a crash itself once the terminal is restored; the exit status
     and the last line are ours."""
+    from playground.tui.shutdown import EXIT_STATUS, quit_on_sigterm
+
     needs_terminal(what)
-    app.run()
+    uninstall = quit_on_sigterm(app)  # SIGTERM quits as Ctrl+Q does and restores the terminal
+    try:
+        app.run()
+    finally:
+        uninstall()
     code = app.return_code
+    if code == EXIT_STATUS:
+        sys.exit(code)
     if code:
         exc = getattr(app, "_exception", None)
         line = message(exc) if exc is not None else f"exit status {code}"

@@ -151,7 +151,7 @@ def export(session_id, all_sessions, fmt, output, force, model, tag_label, db_pa
 @click.command()
 @click.argument("session_id")
 @click.option("--speed", default="1", show_default=True, help="1, 2, 4 ... or 'instant'.")
-@click.option("--step", is_flag=True, help="Wait for a key (n) before each turn.")
+@click.option("--step", is_flag=True, help="Wait for a key (Space or n) before each turn.")
 @opt.db_option
 def replay(session_id, speed, step, db_path):
     """Replay a recorded session in the lanes, token by token with its original timing (no model)."""

@@ -269,6 +269,11 @@ class Model:
     def piece_text(self, token_id: int) -> str:
         return self.piece(token_id).decode("utf-8", errors="replace")
 
+    def piece_texts(self, ids: Sequence[int]) -> list[str]:
+        """The text of each token of a sequence, a character split over tokens shown whole at
+        the token that completes it (see `decode_pieces`)."""
+        return decode_pieces([self.piece(t) for t in ids])
+
     def is_eog(self, token_id: int) -> bool:
         v = self._eog.get(token_id)
         if v is None:
@@ -588,6 +593,22 @@ def tokens_within(ids: list[int], pieces: list[bytes], text: str) -> list[int]:
     return out
 
 
+def decode_pieces(pieces: Sequence[bytes]) -> list[str]:
+    """Each token's text in a sequence, decoded across token boundaries: an emoji or a CJK
+    character whose UTF-8 bytes are spread over several byte tokens shows whole at the token that
+    completes it (the ones before show nothing), not as one replacement character per token.
+    Bytes that never form a character still show as U+FFFD."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    out = [decoder.decode(p) for p in pieces]
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        if out:
+            out[-1] += tail
+        else:
+            out.append(tail)
+    return out
+
+
 _VOCABS: dict[str, llama_cpp.Llama] = {}
 _VOCAB_LOCK = threading.Lock()
 
@@ -611,5 +632,5 @@ def vocab_pieces(path: str, ids: Sequence[int]) -> list[str]:
         if n < 0:
             buf = ctypes.create_string_buffer(-n)
             n = llama_cpp.llama_token_to_piece(llm._model.vocab, t, buf, -n, 0, True)
-        out.append(buf.raw[: max(n, 0)].decode("utf-8", errors="replace"))
-    return out
+        out.append(buf.raw[: max(n, 0)])
+    return decode_pieces(out)

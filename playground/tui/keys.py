@@ -32,7 +32,7 @@ DEMO_KEYS = [
 ]
 
 REPLAY_KEYS = [
-    Binding("space", "next_turn", "Replay: next turn", show=False, id="app.next_turn"),
+    Binding("space,n", "next_turn", "Replay: next turn", priority=True, id="app.next_turn"),
 ]
 
 APP_KEYS = [QUIT]
@@ -42,6 +42,10 @@ ANYWHERE = [*LANES_KEYS, *DEMO_KEYS, *REPLAY_KEYS, *APP_KEYS]
 # Textual's footer lists the focused widget's keys, then the screen's, then the app's: the lanes
 # screen binds Quit too, first, so the footer shows it where it always was (after Ctrl+E).
 LANES_SCREEN_KEYS = [QUIT, *LANES_KEYS]
+
+# What a replay offers of the lanes screen's keys: the replay's own, help, Esc and the token view
+# (each lane keeps its view-only keys: LaneView.VIEW_ONLY).
+REPLAY_ACTIONS = {"help", "cancel_all", "next_turn", "toggle_tokens_all"}
 
 # While another screen is on top, the footer of the lanes screen under it offers only these.
 ANY_SCREEN_ACTIONS = {"cancel_all", "demo_step", "next_turn"}

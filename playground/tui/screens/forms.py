@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from playground.core.engine import EngineError, Sampling
+from playground.core.engine import MAX_SEED, EngineError, Sampling
 from playground.core.errors import PlaygroundError
 from playground.core.lanespec import LaneSpec, parse_lane
 from playground.core.prompts import MODES
@@ -53,6 +53,28 @@ class TextPrompt(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class Confirm(ModalScreen[bool]):
+    """A yes/no question before something that cannot be taken back: y or Enter says yes,
+    n or Esc says no."""
+
+    BINDINGS = [
+        Binding("y,enter", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="form"):
+            yield SafeStatic(Text(self.question), classes="title")
+            yield Label(Text("y or Enter: yes · n or Esc: no", style="dim"))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
 @dataclass
 class LaneSettings:
     spec: LaneSpec
@@ -65,13 +87,19 @@ class LaneSettingsScreen(ModalScreen[LaneSettings | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Apply")]
 
     def __init__(
-        self, lane_title: str, spec: LaneSpec, sampling: Sampling, model_ids: list[str]
+        self,
+        lane_title: str,
+        spec: LaneSpec,
+        sampling: Sampling,
+        model_ids: list[str],
+        contexts: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.lane_title = lane_title
         self.spec = spec
         self.sampling = sampling
         self.model_ids = model_ids
+        self.contexts = contexts or {}  # model name -> context window in tokens
 
     def compose(self) -> ComposeResult:
         s = self.sampling
@@ -135,41 +163,69 @@ class LaneSettingsScreen(ModalScreen[LaneSettings | None]):
         return self.query_one(f"#{wid}", Input).value.strip()
 
     def _parse(self) -> LaneSettings:
-        def num(wid, kind, label):
+        """The form's values, or a PlaygroundError listing every field that is wrong (one per
+        line), so a form with two mistakes needs one correction round, not two."""
+        errors: list[str] = []
+
+        def num(wid, kind, label, low=None, high=None):
             raw = self._value(wid)
             try:
-                return kind(raw)
+                value = kind(raw)
             except ValueError:
-                raise PlaygroundError(
+                errors.append(
                     f"{label}: {raw!r} is not a valid {'whole number' if kind is int else 'number'}"
-                ) from None
+                )
+                return None
+            if low is not None and value < low:
+                errors.append(f"{label}: {raw} is below {low}")
+                return None
+            if high is not None and value > high:
+                errors.append(f"{label}: {raw} is above {high:,}")
+                return None
+            return value
 
         model = str(self.query_one("#model", Select).value)
         mode = str(self.query_one("#mode", Select).value)
         abstain = self._value("abstain")
-        t = None
-        if abstain and abstain.lower() not in ("off", "none", "-"):
-            spec_text = f"{model}:{mode}+abstain@{abstain}"
-        else:
-            spec_text = f"{model}:{mode}"
-        spec = parse_lane(spec_text)
-        t = spec.abstain
-        seed = self._value("seed")
+        spec = None
         try:
-            sampling = Sampling(
-                temperature=num("temperature", float, "Temperature"),
-                top_p=num("top_p", float, "Top-p"),
-                top_k=num("top_k", int, "Top-k"),
-                max_tokens=num("max_tokens", int, "Max tokens"),
-                seed=int(seed) if seed else None,
-            )
-        except ValueError:
-            raise PlaygroundError(f"Seed: {seed!r} is not a whole number") from None
-        except EngineError:
-            raise
+            if abstain and abstain.lower() not in ("off", "none", "-"):
+                spec = parse_lane(f"{model}:{mode}+abstain@{abstain}")
+            else:
+                spec = parse_lane(f"{model}:{mode}")
+        except PlaygroundError as e:
+            errors.append(f"Abstain T: {e}")
+        n_ctx = self.contexts.get(model)
+        temperature = num("temperature", float, "Temperature")
+        top_p = num("top_p", float, "Top-p")
+        top_k = num("top_k", int, "Top-k", 0)
+        max_tokens = num(
+            "max_tokens",
+            int,
+            "Max tokens" + (f" ({model}'s context window is {n_ctx:,} tokens)" if n_ctx else ""),
+            1,
+            n_ctx - 1 if n_ctx else None,
+        )
+        seed_raw = self._value("seed")
+        seed = num("seed", int, "Seed", 0, MAX_SEED) if seed_raw else None
+        sampling = None
+        if not errors:
+            try:
+                sampling = Sampling(
+                    temperature=temperature,
+                    top_p=top_p,
+                    top_k=top_k,
+                    max_tokens=max_tokens,
+                    seed=seed,
+                )
+            except EngineError as e:
+                errors.append(str(e))
+        if errors or spec is None or sampling is None:
+            raise PlaygroundError("\n".join(errors))
         search = str(self.query_one("#search", Select).value)
         return LaneSettings(
-            LaneSpec(spec.model, spec.mode, t, None if search == "off" else search), sampling
+            LaneSpec(spec.model, spec.mode, spec.abstain, None if search == "off" else search),
+            sampling,
         )
 
     def action_save(self) -> None:

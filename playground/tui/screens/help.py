@@ -17,8 +17,10 @@ if TYPE_CHECKING:
 
 INTRO = (
     "Type a question and press Enter: every lane answers at once. Tab moves between the input and the "
-    "lanes; a focused lane takes the single-letter keys below. Ctrl+P opens the command palette, which "
-    'offers every action. Keys can be changed in the config file ([keys] id = "key").'
+    "lanes, one stop per lane; a focused lane takes the single-letter keys below (the status line "
+    "names it), and any other letter goes back to the question box. Ctrl+P opens the command "
+    "palette, which offers every action with its key. Keys can be changed in the config file "
+    '([keys] id = "key").'
 )
 
 

@@ -8,15 +8,17 @@ when the playground (models, the log) must act.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from functools import partial
 from pathlib import Path
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
@@ -27,7 +29,7 @@ from playground.core.lanespec import LaneSpec, parse_lane
 from playground.core.playground import Lane, Playground
 from playground.core.textsafe import visible
 from playground.tui.keys import ANY_SCREEN_ACTIONS, LANES_SCREEN_KEYS
-from playground.tui.screens.forms import LaneSettingsScreen, TextPrompt
+from playground.tui.screens.forms import Confirm, LaneSettingsScreen, TextPrompt
 from playground.tui.screens.help import HelpScreen
 from playground.tui.screens.inspector import InspectorScreen
 from playground.tui.widgets.lane import LaneView
@@ -55,6 +57,7 @@ class LanesScreen(Screen):
     """Ask every lane at once; tag, vote, regenerate, change a lane's settings."""
 
     BINDINGS = LANES_SCREEN_KEYS
+    read_only = False  # a replay: lanes show, nothing runs (LaneView.check_action reads it)
 
     def __init__(self, pg: Playground, sampling: Sampling | None = None) -> None:
         super().__init__()
@@ -144,6 +147,11 @@ class LanesScreen(Screen):
 
     # -- the event pump ------------------------------------------------------------------------
     def _drain(self) -> None:
+        focused = self.focused
+        if focused is not None and (not focused.is_attached or focused._pruning):
+            # A safety net: keys go to the focused widget's chain, so focus left on a removed
+            # widget would leave every key (F1, Ctrl+P, Ctrl+Q) unanswered.
+            self._focus_input()
         touched = set()
         while self.events:
             ev = self.events.popleft()
@@ -169,7 +177,39 @@ class LanesScreen(Screen):
             view.refresh_view()
 
     def _update_status(self) -> None:
-        self.query_one(StatusBar).show(self.pg, self.log_db.path, self.device, self.editing)
+        lane = self.focused_lane()
+        self.query_one(StatusBar).show(
+            self.pg, self.log_db.path, self.device, self.editing, lane.lane if lane else None
+        )
+
+    def focused_lane(self) -> LaneView | None:
+        """The lane whose keys act now (the focused one), if any."""
+        node = self.focused
+        while node is not None and not isinstance(node, LaneView):
+            node = node.parent if isinstance(node.parent, Widget) else None
+        return node if node is not None and self.views.get(node.lane.key) is node else None
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        self._update_status()
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        self.call_after_refresh(self._update_status)
+
+    def on_key(self, event: events.Key) -> None:
+        """A letter typed into a focused lane that is none of its keys is the start of a
+        question: it goes to the question box, which takes the focus (so "What is 2+2?" typed
+        into a lane never toggles abstention, T or the inspector halfway through)."""
+        if self.focused_lane() is None or not (event.is_printable and event.character):
+            return
+        if event.key in self.active_bindings:
+            return
+        box = self.query_one(PromptInput)
+        if box.disabled:
+            return
+        event.stop()
+        event.prevent_default()
+        box.focus()
+        box.insert(event.character)
 
     # -- sending -------------------------------------------------------------------------------
     @on(PromptInput.Submitted)
@@ -232,18 +272,29 @@ class LanesScreen(Screen):
     async def set_lanes(self, specs: list[LaneSpec]) -> None:
         """Replace every lane (a demo step, for instance); loaded models are kept in the pool."""
         self.pg.cancel()
-        for lane in list(self.pg.lanes):
-            self.views.pop(lane.key).remove()
+        # Focus leaves the lanes before they go: a focused widget removed without being awaited
+        # left the screen's focus on a detached lane, and the next step froze the app.
+        self._focus_input()
+        self.views.clear()
         self.pg.lanes.clear()
         self.running.clear()
         container = self.query_one("#lanes")
-        for spec in specs:
-            lane = self.pg.add_lane(spec)
-            await container.mount(self._make_view(lane))
+        await container.remove_children()  # all at once, and awaited
+        views = [self._make_view(self.pg.add_lane(spec)) for spec in specs]
+        await container.mount_all(views)
+        for lane in self.pg.lanes:
             self._load(lane)
         self.pg.reset_conversations()
+        self._focus_input()  # the safety net: focus is never left on a widget that is gone
         self._relayout()
         self._update_status()
+
+    def _focus_input(self) -> None:
+        box = self.query_one(PromptInput)
+        if not box.disabled:
+            box.focus()
+        elif self.focused is not None:
+            self.set_focus(None)
 
     def show_logged(self, rows: list[dict]) -> None:
         """Show logged answers (a probe question's) in the lanes whose spec matches, token view
@@ -316,9 +367,24 @@ class LanesScreen(Screen):
                 lane.spec,
                 lane.sampling or self.sampling,
                 list(self.pg.catalog.models),
+                self._contexts(),
             ),
             done,
         )
+
+    def _contexts(self) -> dict[str, int]:
+        """Each model name the settings form offers, with its context window (max tokens must
+        fit in it)."""
+        out = {}
+        for name in [
+            "base",
+            "tuned",
+            *self.pg.catalog.models,
+            *(x.spec.model for x in self.pg.lanes),
+        ]:
+            with contextlib.suppress(PlaygroundError):
+                out[name] = self.pg.catalog.resolve(name).n_ctx
+        return out
 
     @on(LaneView.InspectWanted)
     def _inspect(self, message: LaneView.InspectWanted) -> None:
@@ -330,7 +396,7 @@ class LanesScreen(Screen):
             return
         p = ans.prompt
         if lane.model is not None and lane.model.model_id == ans.model_id:
-            pieces = [lane.model.piece_text(t) for t in p.token_ids]
+            pieces = lane.model.piece_texts(p.token_ids)
         else:  # a replayed or logged answer: read the token texts from the model file's vocabulary
             from playground.core.engine import vocab_pieces
 
@@ -439,12 +505,25 @@ class LanesScreen(Screen):
         if len(self.pg.lanes) <= 1:
             self.notify("The last lane stays.", severity="warning")
             return
+        view = message.view
+
+        def answered(yes: bool | None) -> None:
+            if yes and self.views.get(lane.key) is view:
+                self._remove(lane, view)
+
+        self.app.push_screen(
+            Confirm(f"Remove lane {lane.index + 1} ({lane.spec.text}) and its conversation?"),
+            answered,
+        )
+
+    def _remove(self, lane: Lane, view: LaneView) -> None:
         self.pg.remove_lane(lane.index)
         self.running.discard(lane.key)
         del self.views[lane.key]
-        message.view.remove()
+        view.remove()
         self._show_headers()
         self._relayout()
+        self._update_status()  # the families warning goes with the lane that made it
 
     @on(LaneView.Moved)
     def _move_lane(self, message: LaneView.Moved) -> None:
@@ -537,6 +616,7 @@ class LanesScreen(Screen):
             self.query_one("#lanes").mount(view)
             self._load(lane)
             self._relayout()
+            self._update_status()
 
         self.app.push_screen(
             TextPrompt(

@@ -14,13 +14,17 @@ from textual.worker import get_current_worker
 
 from playground.core.events import Token
 from playground.core.playground import Playground
-from playground.tui.keys import REPLAY_KEYS
+from playground.tui.keys import REPLAY_ACTIONS, REPLAY_KEYS
 from playground.tui.screens.lanes import NOT_NOW, LanesScreen, Notice
 from playground.tui.widgets.prompt_input import PromptInput
 
 
 class ReplayScreen(LanesScreen):
+    """Read-only: only the replay's keys, help and the keys that look at a lane act (a lane key
+    such as m would load a model)."""
+
     BINDINGS = REPLAY_KEYS
+    read_only = True
 
     def __init__(self, pg: Playground, session_id: str, speed: float = 1.0, step: bool = False):
         super().__init__(pg)
@@ -37,7 +41,7 @@ class ReplayScreen(LanesScreen):
         box.placeholder = (
             "Replaying "
             + self.session_id
-            + (": Space shows the next turn" if self.step else "")
+            + (": Space or n shows the next turn" if self.step else "")
             + " · Esc stops"
         )
         box.disabled = True
@@ -53,7 +57,9 @@ class ReplayScreen(LanesScreen):
         self._next_turn.set()
 
     def send(self, question: str) -> None:
-        self.notify("This is a replay: Space shows the next turn; Esc stops.", severity="warning")
+        self.notify(
+            "This is a replay: Space or n shows the next turn; Esc stops.", severity="warning"
+        )
 
     def rerun_session(self, session_id: str) -> None:
         self.notify(NOT_NOW, severity="warning")
@@ -61,6 +67,8 @@ class ReplayScreen(LanesScreen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "next_turn":
             return self.step
+        if action not in REPLAY_ACTIONS:
+            return False
         return super().check_action(action, parameters)
 
     def action_next_turn(self) -> None:
@@ -76,7 +84,9 @@ class ReplayScreen(LanesScreen):
         for turn, exs in sorted(turns.items()):
             if self.step:
                 self._next_turn.clear()
-                self.events.append(Notice(f"turn {turn + 1} of {len(turns)} is next: press Space"))
+                self.events.append(
+                    Notice(f"turn {turn + 1} of {len(turns)} is next: press Space or n")
+                )
                 while not self._next_turn.wait(0.1):
                     if worker.is_cancelled:
                         return

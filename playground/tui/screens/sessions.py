@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Input, Select
 from playground.core.db import LABELS, SessionLog
 from playground.core.sessions import find_sessions
 from playground.core.textsafe import visible
+from playground.tui.screens.forms import Confirm
 from playground.tui.widgets.safe import SafeStatic
 
 
@@ -28,7 +29,10 @@ class SessionChoice:
 
 class SessionsScreen(Screen[SessionChoice | None]):
     """Every logged session, filtered by model, mode, tag or full text. Enter reviews the session;
-    r re-runs its questions in today's lanes (the app's lanes), next to the recorded answers."""
+    r re-runs its questions in today's lanes (the app's lanes), next to the recorded answers.
+
+    The screen opens in the search box, where letters are text: r acts only in the table (Tab or
+    Down gets there), and asks before it runs anything."""
 
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Close"),
@@ -64,7 +68,7 @@ class SessionsScreen(Screen[SessionChoice | None]):
         table = self.query_one(DataTable)
         table.add_columns("id", "when (UTC)", "lanes", "turns", "tags", "untagged")
         self.fill()
-        table.focus()
+        self.query_one("#sessions-search", Input).focus()
 
     def fill(self) -> None:
         table = self.query_one(DataTable)
@@ -105,9 +109,28 @@ class SessionsScreen(Screen[SessionChoice | None]):
             return None
         return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """r re-runs only from the table: in a text box it is a letter."""
+        if action == "rerun":
+            return True if isinstance(self.focused, DataTable) else None
+        return True
+
     def action_rerun(self) -> None:
-        if (sid := self._selected()) is not None:
-            self.dismiss(SessionChoice(sid, rerun=True))
+        if (sid := self._selected()) is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(SessionChoice(sid, rerun=True))
+
+        self.app.push_screen(
+            Confirm(f"Ask the questions of session {sid} again in today's lanes (a new session)?"),
+            answered,
+        )
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a filter box moves to the table, where Enter opens a session."""
+        self.query_one(DataTable).focus()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.dismiss(SessionChoice(str(event.row_key.value)))

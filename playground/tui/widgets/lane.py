@@ -17,6 +17,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.dom import NoScreen
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
@@ -82,7 +83,26 @@ class LaneView(Vertical, can_focus=True):
         ),
         Binding("left", "token_cursor(-1)", "Prev token", show=False, id="lane.token_prev"),
         Binding("right", "token_cursor(1)", "Next token", show=False, id="lane.token_next"),
+        # The conversation scrolls from the lane itself: one Tab stop per lane, not a second,
+        # hidden one on the scrolling body.
+        Binding("up", "scroll_body('up')", "Scroll up", show=False, id="lane.scroll_up"),
+        Binding("down", "scroll_body('down')", "Scroll down", show=False, id="lane.scroll_down"),
+        Binding("pageup", "scroll_body('page_up')", "Page up", show=False, id="lane.page_up"),
+        Binding(
+            "pagedown", "scroll_body('page_down')", "Page down", show=False, id="lane.page_down"
+        ),
     ]
+
+    # What a lane offers in a replay, where no model runs: looking, never changing or tagging.
+    VIEW_ONLY = {
+        "toggle_tokens",
+        "toggle_results",
+        "inspect",
+        "copy_answer",
+        "copy_code",
+        "token_cursor",
+        "scroll_body",
+    }
 
     # Colours come from the theme (app.tcss), so light themes work too.
     COMPONENT_CLASSES = {
@@ -164,7 +184,7 @@ class LaneView(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield LaneHeader(id="lane-header", classes="lane-header")
-        with VerticalScroll(classes="lane-body"):
+        with VerticalScroll(classes="lane-body", can_focus=False):
             yield SafeStatic(id="lane-placeholder", classes="lane-placeholder")
         yield SafeStatic(id="lane-detail", classes="lane-detail")
         yield SafeStatic(id="lane-status", classes="lane-status")
@@ -489,6 +509,18 @@ class LaneView(Vertical, can_focus=True):
         return out
 
     # -- interaction --------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """In a replay (a read-only screen) only the keys that look at the lane act."""
+        try:
+            read_only = bool(getattr(self.screen, "read_only", False))
+        except NoScreen:  # detached
+            return False
+        return action in self.VIEW_ONLY or not read_only
+
+    def action_scroll_body(self, how: str) -> None:
+        body = self.query_one(".lane-body", VerticalScroll)
+        getattr(body, f"scroll_{how}")(animate=False)
+
     def action_toggle_tokens(self) -> None:
         self.token_view = not self.token_view
 
@@ -592,13 +624,15 @@ class LaneView(Vertical, can_focus=True):
         self.post_message(self.Moved(self, delta))
 
     def action_copy_answer(self) -> None:
-        if self.current is None:
+        if self.current is None or not self.current.text.strip():
+            self.app.notify("Nothing to copy yet: this lane has no answer.", severity="warning")
             return
         self.app.copy_to_clipboard(self.current.text.strip())
         self.app.notify("Answer copied to the clipboard.")
 
     def action_copy_code(self) -> None:
         if self.current is None:
+            self.app.notify("Nothing to copy yet: this lane has no answer.", severity="warning")
             return
         blocks = re.findall(r"```[^\n]*\n(.*?)```", self.current.text, re.S)
         if not blocks:

@@ -6,7 +6,7 @@ from rich.style import Style
 from rich.text import Text
 
 from playground.core import cpuload
-from playground.core.playground import Playground
+from playground.core.playground import Lane, Playground
 from playground.tui.widgets.safe import SafeStatic
 
 
@@ -21,13 +21,21 @@ class StatusBar(SafeStatic):
         if self._shown is not None:
             self.call_after_refresh(self.show, *self._shown)
 
-    def show(self, pg: Playground, db_path, device: str, editing: bool) -> None:
-        self._shown = (pg, db_path, device, editing)
+    def show(
+        self, pg: Playground, db_path, device: str, editing: bool, focused: Lane | None = None
+    ) -> None:
+        self._shown = (pg, db_path, device, editing, focused)
         lanes = pg.lanes
         threads = pg.threads_per_lane(lanes)
         fams = {lane.model.family for lane in lanes if lane.model is not None}
         warning = self.get_component_rich_style("status-bar--warning", partial=True)
         t = Text()
+        if focused is not None:  # first: it says where the next key press goes
+            t.append(
+                f"lane {focused.index + 1} ({focused.spec.text}) has the keys;"
+                " other letters go to the question · ",
+                style=Style(bold=True),
+            )
         t.append(f"db {db_path}", style="")
         t.append(f" · session {pg.session_id or '(new)'}")
         t.append(f" · {device} · {threads} thread{'s' if threads > 1 else ''} per lane")
