@@ -57,4 +57,4 @@ def test_every_key_keeps_its_config_id():
         "app.quit",
     ]
     assert LANES_SCREEN_KEYS[0].id == "app.quit"  # first, so the footer keeps its order
-    assert len({b.id for b in LaneView.BINDINGS}) == len(LaneView.BINDINGS) == 23
+    assert len({b.id for b in LaneView.BINDINGS}) == len(LaneView.BINDINGS) == 24

@@ -30,14 +30,14 @@ from playground.tui.keys import ANY_SCREEN_ACTIONS, LANES_SCREEN_KEYS
 from playground.tui.screens.forms import LaneSettingsScreen, TextPrompt
 from playground.tui.screens.help import HelpScreen
 from playground.tui.screens.inspector import InspectorScreen
-from playground.tui.widgets.lane import LaneView
+from playground.tui.widgets.lane import LaneView, align_turns
 from playground.tui.widgets.prompt_input import PromptInput
 from playground.tui.widgets.safe import SafeStatic
 from playground.tui.widgets.status_bar import StatusBar
 
 MAX_LANES = 4
 FRAME_S = 1 / 10
-STACK_BELOW_COLUMNS = 34  # narrower lanes than this stack vertically instead
+STACK_BELOW_COLUMNS = 34  # lanes narrower than this go in a 2-column grid, or else are stacked
 BUSY = "The lanes are still answering: Esc cancels them."
 NOT_NOW = "Not now: the lanes are busy (or this is a replay)."
 
@@ -49,6 +49,16 @@ class Notice:
 
     def __init__(self, text: str) -> None:
         self.text = text
+
+
+class Call:
+    """Work for the UI thread queued among the engine events, so it runs in their order (a
+    replay begins a lane's next turn only after the previous turn's events were shown)."""
+
+    lane = ""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
 
 
 class LanesScreen(Screen):
@@ -110,17 +120,34 @@ class LanesScreen(Screen):
         answer in flight is logged as cancelled."""
         self.pg.cancel()
 
-    def on_resize(self) -> None:
-        self._relayout()
+    def on_resize(self, event) -> None:
+        self._relayout(event.size.width)
 
     def on_screen_resume(self) -> None:
         """The terminal may have been resized while another screen was on top."""
         self._relayout()
 
-    def _relayout(self) -> None:
+    def _relayout(self, width: int | None = None) -> None:
+        """Lanes side by side; when that makes them narrower than STACK_BELOW_COLUMNS, two
+        columns (3 lanes: 2 + 1, 4 lanes: 2 × 2); stacked only when even two do not fit. *width*:
+        the new width while a resize is handled (the screen's own size still is the old one)."""
         lanes = self.query_one("#lanes")
+        width = width if width is not None else self.size.width
         n = max(1, len(self.pg.lanes))
-        lanes.set_class(self.size.width // n < STACK_BELOW_COLUMNS, "stacked")
+        row = width // n >= STACK_BELOW_COLUMNS
+        grid = not row and n > 2 and width // 2 >= STACK_BELOW_COLUMNS
+        lanes.set_class(grid, "grid")
+        lanes.set_class(not row and not grid, "stacked")
+        for i, lane in enumerate(self.pg.lanes):
+            if lane.key in self.views:  # the odd lane out of a grid takes the whole row
+                self.views[lane.key].set_class(grid and n % 2 == 1 and i == n - 1, "wide")
+        self._align_later()
+
+    def _align_later(self) -> None:
+        """Line up the turns across lanes once the layout reflects what just changed."""
+        stacked = self.query_one("#lanes").has_class("stacked")
+        views = [self.views[x.key] for x in self.pg.lanes if x.key in self.views]
+        self.call_after_refresh(lambda: align_turns(views, on=not stacked))
 
     def _load(self, lane: Lane) -> None:
         self.run_worker(
@@ -145,10 +172,14 @@ class LanesScreen(Screen):
     # -- the event pump ------------------------------------------------------------------------
     def _drain(self) -> None:
         touched = set()
+        aligned = False
         while self.events:
             ev = self.events.popleft()
             if isinstance(ev, Notice):
                 self.notify(visible(ev.text), markup=False)
+                continue
+            if isinstance(ev, Call):
+                ev.fn()
                 continue
             view = self.views.get(ev.lane)
             if view is None:
@@ -163,10 +194,13 @@ class LanesScreen(Screen):
                 view.show_header(self.sampling)
             if isinstance(ev, Finished):
                 self.running.discard(ev.lane)
+                aligned = True
             if isinstance(ev, Finished | ModelLoaded | LaneNotReady):
                 self._update_status()
         for view in self.views.values():
             view.refresh_view()
+        if aligned:
+            self._align_later()
 
     def _update_status(self) -> None:
         self.query_one(StatusBar).show(self.pg, self.log_db.path, self.device, self.editing)
@@ -370,7 +404,7 @@ class LanesScreen(Screen):
         except PlaygroundError as e:
             self.notify(str(e), severity="error")
             return
-        ans.tags.append(label)
+        ans.tags = [t["label"] for t in self.log_db.tags(ans.exchange_id)]
         view.mark_answer(ans)
         self.notify(f"Lane {lane.index + 1}: tagged {label}" + (f" ({note})" if note else ""))
 
@@ -409,6 +443,27 @@ class LanesScreen(Screen):
             tagger=self.tagger,
         )
         self.notify(f"vote: {name}")
+
+    @on(LaneView.UndoWanted)
+    def _undo(self, message: LaneView.UndoWanted) -> None:
+        """u: the last tag or vote this tagger gave the lane's latest answer is taken back."""
+        from playground.core.sessions import undo_last
+
+        if (lane := self._live(message)) is None:
+            return
+        view = message.view
+        ans = view.current
+        undone = (
+            undo_last(self.log_db, ans.exchange_id, self.tagger)
+            if ans and ans.exchange_id
+            else None
+        )
+        if ans is None or undone is None:
+            self.notify("No tag or vote of this lane's answer to undo.", severity="warning")
+            return
+        ans.tags = [t["label"] for t in self.log_db.tags(ans.exchange_id)]
+        view.mark_answer(ans)
+        self.notify(f"Lane {lane.index + 1}: {undone} undone")
 
     @on(LaneView.CancelWanted)
     def _cancel_lane(self, message: LaneView.CancelWanted) -> None:
@@ -547,8 +602,9 @@ class LanesScreen(Screen):
             if choice.rerun:
                 self.rerun_session(choice.session_id)
             else:
-                self.app.push_screen(
-                    ReviewScreen(self.log_db, choice.session_id, tagger=self.tagger)
+                self.app.push_screen(  # Esc in the review goes back to the list
+                    ReviewScreen(self.log_db, choice.session_id, tagger=self.tagger),
+                    lambda _: self.action_sessions(),
                 )
 
         self.app.push_screen(SessionsScreen(self.log_db), chosen)

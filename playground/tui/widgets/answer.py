@@ -47,3 +47,4 @@ class Answer:
     searches: list[dict] = field(default_factory=list)
     search: str | None = None
     turn: int = 0
+    expanded: bool = False  # a long question shown whole

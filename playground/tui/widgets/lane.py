@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Static
 
 from playground.core.db import LABELS
@@ -43,6 +44,10 @@ from playground.tui.widgets.lane_header import LaneHeader
 from playground.tui.widgets.safe import SafeStatic
 
 LAYOUT_EVERY_S = 0.3
+FOLD_LINES = 4  # a longer question shows its first lines until e expands it
+FOLD_CHARS = 400
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+NEW_CONVERSATION = ": a new conversation starts here"
 TARGETS = (0.5, 0.75, 0.9)  # t cycles through these abstention targets
 SEARCH_ORDER = (None, "tool", "first")
 SEARCH_NAMES = {
@@ -50,6 +55,23 @@ SEARCH_NAMES = {
     "tool": "search tool on (the model may search)",
     "first": "search first (results before answering)",
 }
+
+
+def fold(question: str, expanded: bool) -> tuple[str, str]:
+    """A long question's first lines and what was left out ("12 more lines"), or the whole
+    question and "" when it is short or expanded."""
+    lines = question.split("\n")
+    if expanded or (len(lines) <= FOLD_LINES and len(question) <= FOLD_CHARS):
+        return question, ""
+    shown = "\n".join(lines[:FOLD_LINES])[:FOLD_CHARS]
+    rest_lines = len(lines) - len(shown.split("\n"))  # lines after the last one (partly) shown
+    left = len(question) - len(shown)
+    more = (
+        f"{rest_lines} more line{'s' if rest_lines != 1 else ''}"
+        if rest_lines > 0
+        else f"{left} more characters"
+    )
+    return shown, more
 
 
 class LaneView(Vertical, can_focus=True):
@@ -61,7 +83,9 @@ class LaneView(Vertical, can_focus=True):
         Binding("t", "cycle_target", "Target T", show=False, id="lane.target"),
         Binding("v", "toggle_tokens", "Tokens", id="lane.tokens"),
         Binding("f", "cycle_search", "Search", id="lane.search"),
-        Binding("e", "toggle_results", "Expand results", show=False, id="lane.expand_results"),
+        Binding(
+            "e", "toggle_results", "Expand question/results", show=False, id="lane.expand_results"
+        ),
         Binding("i", "inspect", "Inspect", id="lane.inspect"),
         Binding("s", "settings", "Settings", id="lane.settings"),
         Binding("c", "tag('correct')", "Correct", show=False, id="lane.tag_correct"),
@@ -70,6 +94,7 @@ class LaneView(Vertical, can_focus=True):
         Binding("p", "tag('partial')", "Partial", show=False, id="lane.tag_partial"),
         Binding("n", "tag_note", "Tag+note", show=False, id="lane.tag_note"),
         Binding("b", "vote", "Better", show=False, id="lane.vote_better"),
+        Binding("u", "undo", "Undo tag/vote", show=False, id="lane.undo"),
         Binding("x", "cancel", "Cancel lane", show=False, id="lane.cancel"),
         Binding("r", "regenerate", "Regenerate", show=False, id="lane.regenerate"),
         Binding("y", "copy_answer", "Copy", show=False, id="lane.copy"),
@@ -133,6 +158,9 @@ class LaneView(Vertical, can_focus=True):
 
     class VotedBetter(LaneMessage):
         """This lane answered the last question better than the others."""
+
+    class UndoWanted(LaneMessage):
+        """Take back the last tag or vote given to this lane's latest answer."""
 
     class CancelWanted(LaneMessage):
         pass
@@ -258,10 +286,24 @@ class LaneView(Vertical, can_focus=True):
             self.mark_answer(ans)
 
     def note(self, text: str) -> None:
-        self.notes.append((len(self.answers), text))
-        self.query_one(".lane-body", VerticalScroll).mount(
-            SafeStatic(Text(f"— {text} —", style="italic dim"), classes="lane-note")
-        )
+        """A line between answers; "X: a new conversation starts here" right after "Y: a new
+        conversation starts here" becomes one line "Y · X: a new conversation starts here"."""
+        pos = len(self.answers)
+        body = self.query_one(".lane-body", VerticalScroll)
+        last = body.children[-1] if body.children else None
+        if (
+            self.notes
+            and self.notes[-1][0] == pos
+            and self.notes[-1][1].endswith(NEW_CONVERSATION)
+            and text.endswith(NEW_CONVERSATION)
+            and isinstance(last, Static)
+            and last.has_class("lane-note")
+        ):
+            text = self.notes.pop()[1].removesuffix(NEW_CONVERSATION) + " · " + text
+            last.update(Text(f"— {text} —", style="italic dim"))
+        else:
+            body.mount(SafeStatic(Text(f"— {text} —", style="italic dim"), classes="lane-note"))
+        self.notes.append((pos, text))
         self.dirty = True
 
     # -- rendering --------------------------------------------------------------------------
@@ -291,6 +333,8 @@ class LaneView(Vertical, can_focus=True):
         Finished answers are widgets of their own that are not touched again. While an answer
         streams, its text is repainted every frame but the screen layout (the costly part, which
         competes with the model threads for the CPU) is redone at most every LAYOUT_EVERY_S."""
+        if self._spinning():
+            self.dirty = True  # the spinner turns every frame
         if not (self.dirty or self.dirty_answers) or not self.is_mounted:
             return
         body = self.query_one(".lane-body", VerticalScroll)
@@ -313,15 +357,32 @@ class LaneView(Vertical, can_focus=True):
             placeholder = self.query_one("#lane-placeholder", Static)
             if placeholder.display != (not self.answers):
                 placeholder.display = not self.answers
-            if self.load_state != self._shown_load_state:
-                self._shown_load_state = self.load_state
+            shown = self._spinner() + self.load_state
+            if shown != self._shown_load_state:
+                self._shown_load_state = shown
                 not_ready = self.load_state.startswith("Not ready")
                 style = self._style("error") if not_ready else Style(dim=True)
-                placeholder.update(Text(self.load_state, style=style))
+                placeholder.update(Text(shown, style=style))
             self.query_one("#lane-detail", Static).update(self._render_detail(), layout=False)
             self.query_one("#lane-status", Static).update(self._render_status(), layout=False)
         if at_bottom:
             body.scroll_end(animate=False, immediate=False)
+
+    def _loading(self) -> bool:
+        return self.load_state.startswith("loading")
+
+    def _spinning(self) -> bool:
+        """A model loads, or a prompt is evaluated before the first token: slow, silent work."""
+        ans = self.current
+        waiting = ans is not None and (
+            ans.status in ("waiting", "starting") or (ans.status == "streaming" and not ans.tokens)
+        )
+        return self._loading() or waiting
+
+    def _spinner(self) -> str:
+        if not self._spinning():
+            return ""
+        return SPINNER[int(time.monotonic() * 10) % len(SPINNER)] + " "
 
     def conversation_text(self) -> str:
         """The conversation as shown, as plain text (for tests and copying)."""
@@ -336,12 +397,14 @@ class LaneView(Vertical, can_focus=True):
         bold = Style(bold=True)
         out = Text()
         out.append("You: ", style=bold + self._style("question"))
-        out.append(ans.question + "\n", style=self._style("question"))
-        for tag in ans.tags:
+        question, folded = fold(ans.question, ans.expanded)
+        out.append(question + "\n", style=self._style("question"))
+        if folded:
+            out.append(f"… ({folded}, e expands)\n", style="dim italic")
+        if ans.tags:  # only the newest tag counts (exports, the lab), so only it is shown
+            tag = ans.tags[-1]
             known = tag in ("correct", "hallucination", "abstained", "partial")
             out.append(f" {tag} ", style=bold + self._style(f"tag-{tag}") if known else "reverse")
-            out.append(" ")
-        if ans.tags:
             out.append("\n")
         if self.token_view and ans is self.current and ans.tokens:
             out.append_text(self._render_tokens(ans))
@@ -406,10 +469,12 @@ class LaneView(Vertical, can_focus=True):
         return out
 
     def action_toggle_results(self) -> None:
+        """Expand (or fold again) the latest answer's long question and its search results."""
         ans = self.current
-        if ans is None or not ans.searches:
+        if ans is None or not (ans.searches or fold(ans.question, False)[1]):
             return
-        expand = not all(x.get("expanded") for x in ans.searches)
+        expand = not (ans.expanded and all(x.get("expanded") for x in ans.searches))
+        ans.expanded = expand
         for x in ans.searches:
             x["expanded"] = expand
         self.mark_answer(ans)
@@ -456,6 +521,8 @@ class LaneView(Vertical, can_focus=True):
     def _render_status(self) -> Text:
         ans = self.current
         out = Text()
+        if self._loading() and ans is not None:  # a new model for the next question
+            out.append(self._spinner() + self.load_state + "\n", style="bold")
         if ans is None:
             return out
         s = ans.stats
@@ -465,7 +532,12 @@ class LaneView(Vertical, can_focus=True):
             out.append(f"streaming · {len(ans.tokens)} tokens · {tps:.0f} tok/s", style="bold")
         elif ans.status in ("starting", "streaming", "waiting"):
             out.append(
-                "evaluating the prompt…" if ans.status != "waiting" else "waiting for the model…",
+                self._spinner()
+                + (
+                    "evaluating the prompt…"
+                    if ans.status != "waiting"
+                    else "waiting for the model…"
+                ),
                 style="dim",
             )
         elif s is not None:
@@ -476,7 +548,9 @@ class LaneView(Vertical, can_focus=True):
                 f"first token {s.time_to_first_token * 1000:.0f} ms"
                 if s.time_to_first_token is not None
                 else "",
-                f"confidence {s.confidence:.0%}" if s.confidence is not None else "",
+                f"confidence {s.confidence:.0%}"
+                if s.confidence is not None and math.isfinite(s.confidence)
+                else "confidence –",  # no log-probabilities (a server that sends none)
                 f"prompt {s.prompt_tokens} ({s.reused} cached)",
             ]
             out.append(" · ".join(p for p in parts if p))
@@ -575,6 +649,9 @@ class LaneView(Vertical, can_focus=True):
     def action_vote(self) -> None:
         self.post_message(self.VotedBetter(self))
 
+    def action_undo(self) -> None:
+        self.post_message(self.UndoWanted(self))
+
     def action_cancel(self) -> None:
         self.post_message(self.CancelWanted(self))
 
@@ -602,3 +679,64 @@ class LaneView(Vertical, can_focus=True):
             return
         self.app.copy_to_clipboard(blocks[-1])
         self.app.notify("Code block copied to the clipboard.")
+
+
+def align_turns(views: list[LaneView], on: bool = True) -> None:
+    """Start each turn at the same height in every lane, so the same question sits side by side
+    (lanes side by side or in a grid; *on* False, when they are stacked, undoes it).
+
+    A turn is its answers and the notes before them; the lane whose turn is shorter gets the
+    difference as margin above its next turn (and below its last, so every lane scrolls alike).
+    Heights are read from the last layout: call this after a refresh."""
+    lanes: list[list[tuple[float, list[Widget]]]] = []
+    for view in views:
+        if not view.is_mounted:
+            return
+        body = view.query_one(".lane-body", VerticalScroll)
+        turn_of = {id(w): a.turn for w, a in zip(view._answer_widgets, view.answers, strict=False)}
+        blocks: list[tuple[float, list[Widget]]] = []
+        pending: list[Widget] = []
+        for child in body.children:
+            if child.has_class("lane-note"):
+                pending.append(child)
+            elif id(child) in turn_of:
+                turn = turn_of[id(child)]
+                if blocks and blocks[-1][0] == turn and not pending:
+                    blocks[-1][1].append(child)
+                elif blocks and blocks[-1][0] == turn:
+                    blocks[-1][1].extend([*pending, child])
+                else:
+                    blocks.append((turn, [*pending, child]))
+                pending = []
+        if pending:
+            blocks.append((math.inf, pending))
+        lanes.append(blocks)
+
+    def height(w: Widget) -> int:
+        return w.outer_size.height + (1 if w.has_class("lane-answer") else 0)
+
+    turns = sorted({t for blocks in lanes for t, _ in blocks})
+    tops: dict[float, int] = {}
+    y = 0
+    for t in turns:  # each turn starts below the tallest previous turn of any lane
+        tops[t] = y
+        y += max(sum(height(w) for w in ws) for blocks in lanes for bt, ws in blocks if bt == t)
+    for blocks in lanes:
+        at = 0
+        for k, (t, ws) in enumerate(blocks):
+            extra = tops[t] - at if on else 0
+            at = tops[t] if on else at
+            first = ws[0]
+            after_answer = k > 0 and blocks[k - 1][1][-1].has_class("lane-answer")
+            top = extra + (1 if after_answer else 0) if extra > 0 else 0
+            for w in ws:
+                base = 1 if w.has_class("lane-answer") else 0
+                margin = (top if w is first else 0, 0, base, 0)
+                if tuple(w.styles.margin) != margin:
+                    w.styles.margin = margin
+            at += sum(height(w) for w in ws)
+        if on and blocks and at < y:  # the same total height: the lanes scroll together
+            last = blocks[-1][1][-1]
+            base = 1 if last.has_class("lane-answer") else 0
+            m = tuple(last.styles.margin)
+            last.styles.margin = (m[0], 0, base + y - at, 0)
