@@ -89,11 +89,13 @@ def latest_tag(log: SessionLog, exchange_id: int, tagger: str) -> Row | None:
 
 
 def latest_vote(log: SessionLog, exchange_id: int, tagger: str) -> Row | None:
-    """The newest vote of *tagger* that compared the exchange."""
+    """The newest vote of *tagger* for the exchange: it won, or it was in a tie or "both bad"
+    (a vote that another answer won belongs to that answer)."""
     rows = log.query(
-        "select v.* from votes v where v.tagger = ? and exists "
-        "(select 1 from json_each(v.exchange_ids) j where j.value = ?) order by v.id desc limit 1",
-        [tagger, exchange_id],
+        "select v.* from votes v where v.tagger = ? and (v.winner_exchange_id = ? or "
+        "(v.winner_exchange_id is null and exists "
+        "(select 1 from json_each(v.exchange_ids) j where j.value = ?))) order by v.id desc limit 1",
+        [tagger, exchange_id, exchange_id],
     )
     return rows[0] if rows else None
 

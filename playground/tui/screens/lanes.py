@@ -38,6 +38,8 @@ from playground.tui.widgets.status_bar import StatusBar
 MAX_LANES = 4
 FRAME_S = 1 / 10
 STACK_BELOW_COLUMNS = 34  # lanes narrower than this go in a 2-column grid, or else are stacked
+COMPACT_BELOW_ROWS = 14  # lanes shorter than this get a 2-line header and a 1-line status
+SCREEN_ROWS = 6  # what is not lanes: the question box, the status bar, the footer
 BUSY = "The lanes are still answering: Esc cancels them."
 NOT_NOW = "Not now: the lanes are busy (or this is a replay)."
 
@@ -121,23 +123,27 @@ class LanesScreen(Screen):
         self.pg.cancel()
 
     def on_resize(self, event) -> None:
-        self._relayout(event.size.width)
+        self._relayout(event.size.width, event.size.height)
 
     def on_screen_resume(self) -> None:
         """The terminal may have been resized while another screen was on top."""
         self._relayout()
 
-    def _relayout(self, width: int | None = None) -> None:
+    def _relayout(self, width: int | None = None, height: int | None = None) -> None:
         """Lanes side by side; when that makes them narrower than STACK_BELOW_COLUMNS, two
         columns (3 lanes: 2 + 1, 4 lanes: 2 × 2); stacked only when even two do not fit. *width*:
-        the new width while a resize is handled (the screen's own size still is the old one)."""
+        the new size while a resize is handled (the screen's own size still is the old one). Lanes
+        shorter than COMPACT_BELOW_ROWS get one-line headers and status, to leave room for text."""
         lanes = self.query_one("#lanes")
         width = width if width is not None else self.size.width
+        height = height if height is not None else self.size.height
         n = max(1, len(self.pg.lanes))
         row = width // n >= STACK_BELOW_COLUMNS
         grid = not row and n > 2 and width // 2 >= STACK_BELOW_COLUMNS
         lanes.set_class(grid, "grid")
         lanes.set_class(not row and not grid, "stacked")
+        rows = (n + 1) // 2 if grid else 1
+        lanes.set_class((height - SCREEN_ROWS) // rows < COMPACT_BELOW_ROWS, "compact")
         for i, lane in enumerate(self.pg.lanes):
             if lane.key in self.views:  # the odd lane out of a grid takes the whole row
                 self.views[lane.key].set_class(grid and n % 2 == 1 and i == n - 1, "wide")
@@ -326,6 +332,7 @@ class LanesScreen(Screen):
         view = self.views[lane.key]
         if view.answers:
             view.note(f"{why}: a new conversation starts here")
+            self._align_later()
         view.load_state = "loading…"
         view.show_header(self.sampling)
         self._load(lane)
@@ -406,6 +413,8 @@ class LanesScreen(Screen):
             return
         ans.tags = [t["label"] for t in self.log_db.tags(ans.exchange_id)]
         view.mark_answer(ans)
+        view.refresh_view()
+        self._align_later()
         self.notify(f"Lane {lane.index + 1}: tagged {label}" + (f" ({note})" if note else ""))
 
     @on(LaneView.VotedBetter)
@@ -463,6 +472,8 @@ class LanesScreen(Screen):
             return
         ans.tags = [t["label"] for t in self.log_db.tags(ans.exchange_id)]
         view.mark_answer(ans)
+        view.refresh_view()
+        self._align_later()
         self.notify(f"Lane {lane.index + 1}: {undone} undone")
 
     @on(LaneView.CancelWanted)

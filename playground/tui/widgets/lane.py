@@ -45,7 +45,7 @@ from playground.tui.widgets.safe import SafeStatic
 
 LAYOUT_EVERY_S = 0.3
 FOLD_LINES = 4  # a longer question shows its first lines until e expands it
-FOLD_CHARS = 400
+FOLD_CHARS = 240
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 NEW_CONVERSATION = ": a new conversation starts here"
 TARGETS = (0.5, 0.75, 0.9)  # t cycles through these abstention targets
@@ -206,7 +206,9 @@ class LaneView(Vertical, can_focus=True):
         self.answers.append(ans)
         widget = SafeStatic(classes="lane-answer")
         self._answer_widgets.append(widget)
-        self.query_one(".lane-body", VerticalScroll).mount(widget)
+        body = self.query_one(".lane-body", VerticalScroll)
+        body.mount(widget)
+        body.scroll_end(animate=False, immediate=False)  # a new question is always in view
         self.cursor = None
         self.dirty = True
         self.dirty_answers.add(len(self.answers) - 1)
@@ -304,6 +306,7 @@ class LaneView(Vertical, can_focus=True):
         else:
             body.mount(SafeStatic(Text(f"— {text} —", style="italic dim"), classes="lane-note"))
         self.notes.append((pos, text))
+        body.scroll_end(animate=False, immediate=False)
         self.dirty = True
 
     # -- rendering --------------------------------------------------------------------------
@@ -689,10 +692,13 @@ def align_turns(views: list[LaneView], on: bool = True) -> None:
     difference as margin above its next turn (and below its last, so every lane scrolls alike).
     Heights are read from the last layout: call this after a refresh."""
     lanes: list[list[tuple[float, list[Widget]]]] = []
+    bottom: list[VerticalScroll] = []  # lanes that showed their end keep showing it
     for view in views:
         if not view.is_mounted:
             return
         body = view.query_one(".lane-body", VerticalScroll)
+        if body.scroll_y >= body.max_scroll_y - 1:
+            bottom.append(body)
         turn_of = {id(w): a.turn for w, a in zip(view._answer_widgets, view.answers, strict=False)}
         blocks: list[tuple[float, list[Widget]]] = []
         pending: list[Widget] = []
@@ -740,3 +746,17 @@ def align_turns(views: list[LaneView], on: bool = True) -> None:
             base = 1 if last.has_class("lane-answer") else 0
             m = tuple(last.styles.margin)
             last.styles.margin = (m[0], 0, base + y - at, 0)
+    # A lane that showed its end now shows the latest question at the top (the same line in every
+    # lane), or its end when the whole turn fits.
+    finite = [t for t in turns if t != math.inf]
+    if not (on and finite and bottom):
+        for body in bottom:
+            body.scroll_end(animate=False, immediate=False)
+        return
+
+    def scroll(y: int = tops[finite[-1]]) -> None:  # lanes of unequal height: the same line too
+        y = min([y, *(b.max_scroll_y for b in bottom)])
+        for b in bottom:
+            b.scroll_to(y=y, animate=False, immediate=True)
+
+    bottom[0].call_after_refresh(scroll)
