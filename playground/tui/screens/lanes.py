@@ -30,7 +30,7 @@ from playground.tui.keys import ANY_SCREEN_ACTIONS, LANES_SCREEN_KEYS
 from playground.tui.screens.forms import LaneSettingsScreen, TextPrompt
 from playground.tui.screens.help import HelpScreen
 from playground.tui.screens.inspector import InspectorScreen
-from playground.tui.widgets.lane import LaneView, align_turns
+from playground.tui.widgets.lane import LaneView, align_turns, following, scroll_together
 from playground.tui.widgets.prompt_input import PromptInput
 from playground.tui.widgets.safe import SafeStatic
 from playground.tui.widgets.status_bar import StatusBar
@@ -149,11 +149,27 @@ class LanesScreen(Screen):
                 self.views[lane.key].set_class(grid and n % 2 == 1 and i == n - 1, "wide")
         self._align_later()
 
-    def _align_later(self) -> None:
-        """Line up the turns across lanes once the layout reflects what just changed."""
+    def _align_later(self, turn_done: bool = False, tries: int = 4, follow: list | None = None):
+        """Line up the turns across lanes once the layout shows what just changed (again after
+        each pass that moved something, as a margin changes the layout). Then the lanes show the
+        latest question: every lane when a turn just finished (*turn_done*), otherwise those that
+        showed their end (the others were scrolled back by the user)."""
         stacked = self.query_one("#lanes").has_class("stacked")
         views = [self.views[x.key] for x in self.pg.lanes if x.key in self.views]
-        self.call_after_refresh(lambda: align_turns(views, on=not stacked))
+
+        def run() -> None:
+            bodies = follow
+            if bodies is None:
+                bodies = (
+                    [v.query_one(".lane-body") for v in views] if turn_done else following(views)
+                )
+            again, top = align_turns(views, on=not stacked)
+            if again and tries > 1:
+                self._align_later(turn_done, tries - 1, bodies)
+            else:
+                self.call_after_refresh(scroll_together, bodies, top)
+
+        self.call_after_refresh(run)
 
     def _load(self, lane: Lane) -> None:
         self.run_worker(
@@ -206,7 +222,7 @@ class LanesScreen(Screen):
         for view in self.views.values():
             view.refresh_view()
         if aligned:
-            self._align_later()
+            self._align_later(turn_done=True)
 
     def _update_status(self) -> None:
         self.query_one(StatusBar).show(self.pg, self.log_db.path, self.device, self.editing)

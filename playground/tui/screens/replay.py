@@ -120,9 +120,7 @@ class ReplayScreen(LanesScreen):
         return True
 
     def _begin_replayed(self, lane_key: str, question: str, turn: int, has_tokens: bool) -> None:
-        view = self.views[lane_key]
-        view.begin(question).turn = turn
-        if not has_tokens:
-            view.note(
-                "this answer's token rows are missing: replaying the text only, without the token view"
-            )
+        ans = self.views[lane_key].begin(question)
+        ans.turn = turn
+        if not has_tokens:  # said under the answer, so it stays with its turn
+            ans.remark = "this answer's token rows are missing: replaying the text only, without the token view"

@@ -48,3 +48,4 @@ class Answer:
     search: str | None = None
     turn: int = 0
     expanded: bool = False  # a long question shown whole
+    remark: str = ""  # a line about this answer, shown under it (a replay's missing tokens)

@@ -368,7 +368,8 @@ class LaneView(Vertical, can_focus=True):
                 placeholder.update(Text(shown, style=style))
             self.query_one("#lane-detail", Static).update(self._render_detail(), layout=False)
             self.query_one("#lane-status", Static).update(self._render_status(), layout=False)
-        if at_bottom:
+        streaming = self.current is not None and self.current.status in ("starting", "streaming")
+        if at_bottom and streaming:  # a finished turn is scrolled by align_turns, with the others
             body.scroll_end(animate=False, immediate=False)
 
     def _loading(self) -> bool:
@@ -425,6 +426,8 @@ class LaneView(Vertical, can_focus=True):
             out.append("  [cancelled]", style=bold + self._style("warning"))
         elif ans.status == "error":
             out.append(f"\n{ans.error}", style=bold + self._style("error"))
+        if ans.remark:
+            out.append(f"\n— {ans.remark} —", style="italic dim")
         out.append("\n")
         return out
 
@@ -684,36 +687,43 @@ class LaneView(Vertical, can_focus=True):
         self.app.notify("Code block copied to the clipboard.")
 
 
-def align_turns(views: list[LaneView], on: bool = True) -> None:
+def following(views: list[LaneView]) -> list[VerticalScroll]:
+    """The lane bodies that show their end (the user did not scroll back): they follow new text."""
+    bodies = [v.query_one(".lane-body", VerticalScroll) for v in views if v.is_mounted]
+    return [b for b in bodies if b.scroll_y >= b.max_scroll_y - 1]
+
+
+def align_turns(views: list[LaneView], on: bool = True) -> tuple[bool, int | None]:
     """Start each turn at the same height in every lane, so the same question sits side by side
     (lanes side by side or in a grid; *on* False, when they are stacked, undoes it).
 
     A turn is its answers and the notes before them; the lane whose turn is shorter gets the
     difference as margin above its next turn (and below its last, so every lane scrolls alike).
-    Heights are read from the last layout: call this after a refresh."""
+    Heights are read from the last layout, so call this after a refresh, and again while it
+    returns True (it changed a margin, or a widget was not laid out yet); the second value is
+    where the latest turn starts."""
     lanes: list[list[tuple[float, list[Widget]]]] = []
-    bottom: list[VerticalScroll] = []  # lanes that showed their end keep showing it
+    unsettled = False
     for view in views:
         if not view.is_mounted:
-            return
+            return True, None
         body = view.query_one(".lane-body", VerticalScroll)
-        if body.scroll_y >= body.max_scroll_y - 1:
-            bottom.append(body)
         turn_of = {id(w): a.turn for w, a in zip(view._answer_widgets, view.answers, strict=False)}
         blocks: list[tuple[float, list[Widget]]] = []
         pending: list[Widget] = []
         for child in body.children:
+            if not child.has_class("lane-note") and id(child) not in turn_of:
+                continue
+            unsettled = unsettled or not child.is_mounted or child.size.height == 0
             if child.has_class("lane-note"):
                 pending.append(child)
-            elif id(child) in turn_of:
-                turn = turn_of[id(child)]
-                if blocks and blocks[-1][0] == turn and not pending:
-                    blocks[-1][1].append(child)
-                elif blocks and blocks[-1][0] == turn:
-                    blocks[-1][1].extend([*pending, child])
-                else:
-                    blocks.append((turn, [*pending, child]))
-                pending = []
+                continue
+            turn = turn_of[id(child)]
+            if blocks and blocks[-1][0] == turn:
+                blocks[-1][1].extend([*pending, child])
+            else:
+                blocks.append((turn, [*pending, child]))
+            pending = []
         if pending:
             blocks.append((math.inf, pending))
         lanes.append(blocks)
@@ -727,36 +737,39 @@ def align_turns(views: list[LaneView], on: bool = True) -> None:
     for t in turns:  # each turn starts below the tallest previous turn of any lane
         tops[t] = y
         y += max(sum(height(w) for w in ws) for blocks in lanes for bt, ws in blocks if bt == t)
+    changed = False
     for blocks in lanes:
         at = 0
+        margins: dict[int, tuple[int, int, int, int]] = {}
         for k, (t, ws) in enumerate(blocks):
             extra = tops[t] - at if on else 0
             at = tops[t] if on else at
-            first = ws[0]
             after_answer = k > 0 and blocks[k - 1][1][-1].has_class("lane-answer")
             top = extra + (1 if after_answer else 0) if extra > 0 else 0
             for w in ws:
                 base = 1 if w.has_class("lane-answer") else 0
-                margin = (top if w is first else 0, 0, base, 0)
-                if tuple(w.styles.margin) != margin:
-                    w.styles.margin = margin
+                margins[id(w)] = (top if w is ws[0] else 0, 0, base, 0)
             at += sum(height(w) for w in ws)
         if on and blocks and at < y:  # the same total height: the lanes scroll together
             last = blocks[-1][1][-1]
-            base = 1 if last.has_class("lane-answer") else 0
-            m = tuple(last.styles.margin)
-            last.styles.margin = (m[0], 0, base + y - at, 0)
-    # A lane that showed its end now shows the latest question at the top (the same line in every
-    # lane), or its end when the whole turn fits.
+            m = margins[id(last)]
+            margins[id(last)] = (m[0], 0, m[2] + y - at, 0)
+        for _, ws in blocks:
+            for w in ws:
+                if tuple(w.styles.margin) != margins[id(w)]:
+                    w.styles.margin = margins[id(w)]
+                    changed = True
     finite = [t for t in turns if t != math.inf]
-    if not (on and finite and bottom):
-        for body in bottom:
-            body.scroll_end(animate=False, immediate=False)
+    return changed or unsettled, (tops[finite[-1]] if on and finite else None)
+
+
+def scroll_together(bodies: list[VerticalScroll], y: int | None) -> None:
+    """Show the latest question at the top of each lane, on the same line in every lane (or the
+    end, when the whole turn fits or the lanes are stacked)."""
+    if y is None:
+        for b in bodies:
+            b.scroll_end(animate=False, immediate=True)
         return
-
-    def scroll(y: int = tops[finite[-1]]) -> None:  # lanes of unequal height: the same line too
-        y = min([y, *(b.max_scroll_y for b in bottom)])
-        for b in bottom:
-            b.scroll_to(y=y, animate=False, immediate=True)
-
-    bottom[0].call_after_refresh(scroll)
+    y = min([y, *(b.max_scroll_y for b in bodies)])
+    for b in bodies:
+        b.scroll_to(y=y, animate=False, immediate=True)
