@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from playground.core import cpuload
 from playground.core.config import Config
 from playground.core.engine import Sampling
 from playground.tui.app import make_app
@@ -31,6 +32,7 @@ def snap_app(monkeypatch):
     for suffix in ("", "-wal", "-shm"):
         Path(f"{DB}{suffix}").unlink(missing_ok=True)
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=0xC0FFEE))
+    monkeypatch.setattr(cpuload.WATCH, "busy_elsewhere", lambda: 0.0)  # the machine's other load
     monkeypatch.setenv("PLAYGROUND_TAGGER", "snapshot")
     app = make_app(
         "base:few-shot,tuned:chat", DB, sampling=Sampling(max_tokens=16), config=Config()
