@@ -369,3 +369,25 @@ def test_the_hallucination_rate_counts_answers_by_their_current_tag(catalog, db_
         ("few-shot", 1, 1.0),
         ("raw", 1, 0.0),
     ]
+
+
+@pytest.mark.slow
+def test_a_long_prompt_reports_its_progress(catalog, pool, db_path):
+    """Evaluating a long prompt takes seconds on a CPU: the engine says how far it got after each
+    batch (the lane shows "evaluating the prompt… 45%"), in the batches llama.cpp makes anyway."""
+    from playground.core.events import PromptProgress, PromptReady
+    from playground.core.lanespec import parse_lanes
+    from playground.core.playground import Playground
+
+    pg = Playground(catalog, parse_lanes("tuned:raw"), SessionLog(db_path), pool=pool)
+    events = []
+    question = "Summarise this. " + "The cat sat on the mat, and the dog lay by the door. " * 120
+    [r] = pg.ask(question, Sampling(max_tokens=2), emit=events.append)
+    assert r.status == "complete"
+    progress = [e for e in events if isinstance(e, PromptProgress)]
+    [ready] = [e for e in events if isinstance(e, PromptReady)]
+    batch = pg.lanes[0].model.llm.n_batch
+    assert len(progress) >= 2 and progress[0].evaluated == batch
+    assert [p.evaluated for p in progress] == sorted(p.evaluated for p in progress)
+    assert progress[-1].evaluated == progress[-1].total == ready.evaluated
+    assert events.index(progress[-1]) < events.index(ready)

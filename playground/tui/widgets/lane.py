@@ -29,6 +29,7 @@ from playground.core.events import (
     Finished,
     ModelLoaded,
     ModelLoading,
+    PromptProgress,
     PromptReady,
     SearchDone,
     SearchStarted,
@@ -245,6 +246,8 @@ class LaneView(Vertical, can_focus=True):
             ans.settings = ev.sampling
             ans.mode, ans.abstain, ans.model_id = ev.mode, ev.abstain, ev.model_id
             ans.search = ev.search
+        elif isinstance(ev, PromptProgress):
+            ans.prompt_progress = ev.evaluated / ev.total if ev.total else None
         elif isinstance(ev, PromptReady):
             ans.prompt = ev
             ans.status = "streaming"
@@ -540,9 +543,10 @@ class LaneView(Vertical, can_focus=True):
             out.append(
                 self._spinner()
                 + (
-                    "evaluating the prompt…"
-                    if ans.status != "waiting"
-                    else "waiting for the model…"
+                    "waiting for the model…"
+                    if ans.status == "waiting"
+                    else "evaluating the prompt…"
+                    + (f" {ans.prompt_progress:.0%}" if ans.prompt_progress is not None else "")
                 ),
                 style="dim",
             )
