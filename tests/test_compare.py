@@ -284,6 +284,23 @@ async def test_review_shows_the_logged_answer_exactly(catalog, db_path):
         assert "confidence 78%" in body  # exp(-0.25), the fake's log-probability
 
 
+async def test_review_folds_a_long_question(catalog, db_path):
+    question = "\n".join(f"line {i} of a pasted document" for i in range(400))
+    log, sid = recorded(catalog, db_path, [[["Sure."]]], [question], lanes=["base:raw"])
+    app = ReviewApp(log, sid, blind=False, tagger="rev")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+
+        def body():
+            return app.screen.query_one("#review-body").content.plain
+
+        assert "396 more lines, e expands" in body() and "line 399 of" not in body()
+        assert "Sure." in body()
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        assert "line 399 of" in body()
+
+
 async def test_esc_in_a_review_returns_to_the_sessions_list(catalog, db_path):
     log, sid = recorded(catalog, db_path, [[["Rome."]]], ["Capital of Italy?"], ["base:raw"])
     app = fake_app(catalog, db_path, [[]], lanes=["base:raw"])

@@ -17,6 +17,7 @@ from playground.core.events import Token
 from playground.core.replay import exchange_events
 from playground.core.sessions import add_vote, exchanges
 from playground.tui.widgets.answer import prob_style, show_piece
+from playground.tui.widgets.lane import fold
 from playground.tui.widgets.safe import SafeStatic
 
 LABEL_KEYS = {"c": "correct", "h": "hallucination", "d": "abstained", "p": "partial"}
@@ -32,6 +33,7 @@ class ReviewScreen(Screen[None]):
         Binding("p", "label('partial')", "Partial"),
         Binding("s", "skip", "Skip"),
         Binding("space,enter,right", "next_turn", "Next turn", show=False),
+        Binding("e", "expand", "Expand question", show=False),
         Binding("1", "vote(0)", "1 better", show=False),
         Binding("2", "vote(1)", "2 better", show=False),
         Binding("3", "vote(2)", "3 better", show=False),
@@ -64,6 +66,7 @@ class ReviewScreen(Screen[None]):
         self.total = len(self.queue)
         self.done = 0
         self.held_label = ""
+        self.expanded = False  # a long question shown whole
         # The answer just tagged while its turn stays on screen (the turn's last untagged one):
         # votes still go to this turn until the user moves on.
         self.held: dict | None = None
@@ -116,7 +119,11 @@ class ReviewScreen(Screen[None]):
         out = Text()
         question = self.get_component_rich_style("review--question", partial=True)
         out.append("Question: ", style=Style(bold=True) + question)
-        out.append(r["question"] + "\n\n", style=question)
+        shown, folded = fold(r["question"], self.expanded)
+        out.append(shown + "\n", style=question)
+        if folded:
+            out.append(f"… ({folded}, e expands)\n", style="dim italic")
+        out.append("\n")
         turn = self.turns.get(r["turn"], [])
         for i, other in enumerate(turn):
             mine = other["id"] == r["id"]
@@ -174,6 +181,10 @@ class ReviewScreen(Screen[None]):
 
     def action_next_turn(self) -> None:
         self.held = None
+        self.show()
+
+    def action_expand(self) -> None:
+        self.expanded = not self.expanded
         self.show()
 
     def action_skip(self) -> None:
