@@ -15,7 +15,7 @@ from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
@@ -159,10 +159,12 @@ class LanesScreen(Screen):
 
         def run() -> None:
             bodies = follow
-            if bodies is None:
-                bodies = (
-                    [v.query_one(".lane-body") for v in views] if turn_done else following(views)
-                )
+            if bodies is None and turn_done:  # a lane still answering keeps following its text
+                busy = ("waiting", "starting", "streaming")
+                done = [v for v in views if v.current is None or v.current.status not in busy]
+                bodies = [v.query_one(".lane-body", VerticalScroll) for v in done]
+            elif bodies is None:
+                bodies = following(views)
             again, top = align_turns(views, on=not stacked)
             if again and tries > 1:
                 self._align_later(turn_done, tries - 1, bodies)
