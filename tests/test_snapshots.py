@@ -32,6 +32,7 @@ def snap_app(monkeypatch):
     for suffix in ("", "-wal", "-shm"):
         Path(f"{DB}{suffix}").unlink(missing_ok=True)
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=0xC0FFEE))
+    monkeypatch.setattr(cpuload.WATCH, "busy_elsewhere", lambda: 0.0)  # the machine's other load
     monkeypatch.setenv("PLAYGROUND_TAGGER", "snapshot")
     # The status line's threads and busy cores follow the machine's load at the moment: a
     # snapshot shows a quiet two-core machine, whatever else runs while it is taken.

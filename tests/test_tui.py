@@ -246,7 +246,7 @@ async def test_layout_fits(db_path, size):
     async with app.run_test(size=size) as pilot:
         await ready(pilot)
         lanes = app.query_one("#lanes")
-        assert lanes.has_class("stacked") == (size[0] == 80)
+        assert lanes.has_class("grid") == (size[0] == 80) and not lanes.has_class("stacked")
         for view in app.main.views.values():
             assert view.region.width >= 20 and view.region.height >= 5
 

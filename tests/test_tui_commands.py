@@ -87,7 +87,7 @@ def test_every_key_keeps_its_config_id():
         "app.quit",
     ]
     assert LANES_SCREEN_KEYS[0].id == "app.quit"  # first, so the footer keeps its order
-    assert len({b.id for b in LaneView.BINDINGS}) == len(LaneView.BINDINGS) == 27
+    assert len({b.id for b in LaneView.BINDINGS}) == len(LaneView.BINDINGS) == 28
 
 
 def test_token_texts_decode_across_token_boundaries():

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,8 @@ class Outcome:
     interrupt: bool = False
     # False for a remote server that sent no token probabilities.
     has_logprobs: bool = True
+    # Set by the consumer: called with (evaluated, total) after each batch of a long prompt.
+    on_prompt: Callable[[int, int], None] | None = None
 
 
 def cpu_count() -> int:
@@ -312,7 +314,12 @@ class Model:
             prefix += 1
         return prefix
 
-    def _prepare(self, prompt: list[int], fresh: bool = False) -> tuple[int, int]:
+    def _prepare(
+        self,
+        prompt: list[int],
+        fresh: bool = False,
+        on_prompt: Callable[[int, int], None] | None = None,
+    ) -> tuple[int, int]:
         """Keep the longest cached prefix of *prompt* and evaluate the rest. Returns (evaluated,
         reused).
 
@@ -322,7 +329,10 @@ class Model:
         an empty cache, whatever ran before: the prompt is evaluated in ALIGN-token chunks that
         start at multiples of ALIGN, and only cached chunks evaluated that way are reused (a
         probe set's shared few-shot scaffold, say), so the same input always meets the same
-        batch shapes. Scores and probe runs use it."""
+        batch shapes. Scores and probe runs use it.
+
+        *on_prompt* hears (evaluated, total) after each n_batch tokens of a longer prompt: the
+        same batches llama.cpp's own eval makes, so the logits do not change."""
         llm = self.llm
         prefix = self._cached_prefix(prompt)
         if fresh:
@@ -339,7 +349,13 @@ class Model:
                 llm.eval(prompt[start : start + ALIGN])
             self._aligned = len(prompt) // ALIGN * ALIGN
         else:
-            llm.eval(prompt[keep:])
+            todo, step = prompt[keep:], max(1, llm.n_batch)
+            if on_prompt is None or len(todo) <= step:
+                llm.eval(todo)
+            else:
+                for start in range(0, len(todo), step):
+                    llm.eval(todo[start : start + step])
+                    on_prompt(min(start + step, len(todo)), len(todo))
             self._aligned = min(self._aligned, keep // ALIGN * ALIGN)
         return len(prompt) - keep, keep
 
@@ -372,7 +388,7 @@ class Model:
         with self.lock:
             t0 = time.perf_counter()
             ttft = None
-            evaluated, reused = self._prepare(prompt, fresh)
+            evaluated, reused = self._prepare(prompt, fresh, outcome.on_prompt)
             outcome.evaluated, outcome.reused = evaluated, reused
             room = self.n_ctx - len(prompt)
             limit = min(sampling.max_tokens, room)

@@ -78,6 +78,16 @@ class Token:
 
 
 @dataclass(frozen=True)
+class PromptProgress:
+    """A long prompt is being evaluated: *evaluated* of its *total* new tokens so far (sent after
+    each batch, before the first token; a prompt of one batch sends none)."""
+
+    lane: str
+    evaluated: int
+    total: int
+
+
+@dataclass(frozen=True)
 class Started:
     lane: str
     exchange_id: int | None
@@ -186,6 +196,7 @@ class Finished:
 
 Event = (
     PromptReady
+    | PromptProgress
     | Token
     | Started
     | ModelLoading

@@ -27,6 +27,7 @@ from playground.core.events import (
     Finished,
     FinishReason,
     FinishStatus,
+    PromptProgress,
     PromptReady,
     SearchDone,
     Started,
@@ -435,6 +436,9 @@ class LaneRun:
             )
         )
 
+    def _prompt_progress(self, evaluated: int, total: int) -> None:
+        self.emit(PromptProgress(self.lane.name, evaluated, total))  # not logged: only for the eye
+
     def _prefill(self, text: str) -> bool:
         """The answer starts with *text*, as if the model had written it: a search call it ends
         with runs (see check_prefill). Returns whether generation goes on."""
@@ -462,6 +466,8 @@ class LaneRun:
         """Segments until the answer ends: each closed query adds a results block and continues."""
         while True:
             outcome = Outcome()
+            if not self.announced:  # the question's prompt: say how far a long one got
+                outcome.on_prompt = self._prompt_progress
             left = self.sampling.max_tokens - self.n
             seg = replace(self.sampling, max_tokens=max(1, left))
             try:

@@ -127,6 +127,28 @@ def add_vote(
     )
 
 
+def undo_last(log: SessionLog, exchange_id: int, tagger: str | None = None) -> str | None:
+    """Take back the newest tag or vote (whichever came last) that *tagger* gave this answer;
+    what was undone, in words, or None when there was nothing to undo."""
+    who = tagger or default_tagger()
+    tag = queries.latest_tag(log, exchange_id, who)
+    vote = queries.latest_vote(log, exchange_id, who)
+    if tag is None and vote is None:
+        return None
+    if vote is None or (tag is not None and tag["created_at"] > vote["created_at"]):
+        assert tag is not None
+        queries.delete_row(log, "tags", tag["id"])
+        return f"tag {tag['label']}"
+    queries.delete_row(log, "votes", vote["id"])
+    return f"vote ({vote['verdict'].replace('_', ' ')})"
+
+
+def current_tag(log: SessionLog, exchange_id: int) -> str | None:
+    """The label that counts for an answer: its newest tag (exports and the lab read the same)."""
+    tags = log.tags(exchange_id)
+    return str(tags[-1]["label"]) if tags else None
+
+
 def cohen_kappa(a: list[str], b: list[str]) -> float | None:
     """Agreement of two raters beyond chance: (p_o - p_e) / (1 - p_e)."""
     n = len(a)
@@ -228,12 +250,12 @@ def export_markdown(log: SessionLog, sess: Row, rows: list[ExchangeRow]) -> str:
                 "> " + (r["question"] or "").replace("\n", "\n> "),
                 "",
             ]
-        tags = ", ".join(t["label"] for t in _tags(log, r["id"]))
+        tag = current_tag(log, r["id"])
         confidence = r.get("confidence")
-        conf = f" · confidence {confidence:.0%}" if confidence is not None else ""
+        conf = f"{confidence:.0%}" if confidence is not None else "–"  # no log-probs: a server's
         head = (
-            f"**{r['lane']}** ({r['model_id']}, {r['status']}{conf}"
-            + (f", tagged: {tags}" if tags else "")
+            f"**{r['lane']}** ({r['model_id']}, {r['status']} · confidence {conf}"
+            + (f", tagged: {tag}" if tag else "")
             + ")"
         )
         text = (r["output_text"] or "").strip() or "_(no answer)_"
@@ -245,8 +267,11 @@ def export_markdown(log: SessionLog, sess: Row, rows: list[ExchangeRow]) -> str:
 
 
 def export_sft(log: SessionLog, rows: list[ExchangeRow]) -> list[SftRecord]:
-    """Chat-format SFT data: answers tagged as hallucinations become an honest "I don't know"."""
+    """Chat-format SFT data: answers tagged as hallucinations become an honest "I don't know".
+
+    Identical records (two lanes' hallucinations on one question) are written once."""
     out: list[SftRecord] = []
+    seen: set[tuple[str, str]] = set()
     for r in rows:
         output = r["output_text"]
         if r["status"] != "complete" or not (output or "").strip():
@@ -258,6 +283,9 @@ def export_sft(log: SessionLog, rows: list[ExchangeRow]) -> list[SftRecord]:
             answer = (output or "").strip()
         else:
             continue  # untagged or partially right: not a clean training example
+        if (r["question"], answer) in seen:
+            continue
+        seen.add((r["question"], answer))
         out.append(
             {
                 "messages": [
@@ -270,9 +298,15 @@ def export_sft(log: SessionLog, rows: list[ExchangeRow]) -> list[SftRecord]:
 
 
 def export_preferences(log: SessionLog, session_id: str | None = None) -> list[PreferencePair]:
-    """Votes as DPO preference pairs: the chosen answer against each answer it beat."""
+    """Votes as DPO preference pairs: the chosen answer against each answer it beat.
+
+    A tagger's last vote on a turn is the one that counts: voting lane 2 better, then lane 1,
+    gives lane 1's pairs only (and a tie or "both bad" after a "better" gives none)."""
     out: list[PreferencePair] = []
-    for v in queries.votes(log, session_id):
+    last: dict[tuple[str, int, str], Row] = {}
+    for v in queries.votes(log, session_id):  # oldest first: a later vote replaces an earlier
+        last[(v["session_id"], v["turn"], v["tagger"])] = v
+    for v in sorted(last.values(), key=lambda x: x["id"]):
         if v["verdict"] != "better":
             continue
         winner = log.exchange(v["winner_exchange_id"])

@@ -4,6 +4,8 @@ store.py only."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from playground.core.db.store import ExchangeRow, Row, SessionLog, exchange_row
 
 
@@ -77,6 +79,33 @@ def tags_in_order(log: SessionLog, session_id: str | None = None) -> list[Row]:
     return log.query(sql, [session_id] if session_id else [])
 
 
+def latest_tag(log: SessionLog, exchange_id: int, tagger: str) -> Row | None:
+    """The newest tag *tagger* gave the exchange."""
+    rows = log.query(
+        "select * from tags where exchange_id = ? and tagger = ? order by id desc limit 1",
+        [exchange_id, tagger],
+    )
+    return rows[0] if rows else None
+
+
+def latest_vote(log: SessionLog, exchange_id: int, tagger: str) -> Row | None:
+    """The newest vote of *tagger* for the exchange: it won, or it was in a tie or "both bad"
+    (a vote that another answer won belongs to that answer)."""
+    rows = log.query(
+        "select v.* from votes v where v.tagger = ? and (v.winner_exchange_id = ? or "
+        "(v.winner_exchange_id is null and exists "
+        "(select 1 from json_each(v.exchange_ids) j where j.value = ?))) order by v.id desc limit 1",
+        [tagger, exchange_id, exchange_id],
+    )
+    return rows[0] if rows else None
+
+
+def delete_row(log: SessionLog, table: Literal["tags", "votes"], row_id: int) -> None:
+    """Remove one tag or vote (undo)."""
+    with log.transaction() as db:
+        db.table(table).delete(row_id)
+
+
 def add_vote(log: SessionLog, row: Row) -> int:
     return log.insert("votes", row)
 
@@ -132,7 +161,9 @@ def probe_items(log: SessionLog, run_id: int) -> list[Row]:
 BROWSE_QUERIES = {
     "hallucination_rate_by_model_and_mode": {
         "title": "Hallucination rate by model and mode (tagged answers)",
-        "sql": "select e.model_id, e.mode, count(*) as tagged, round(avg(t.label = 'hallucination'), 3) as hallucination_rate from tags t join exchanges e on e.id = t.exchange_id group by 1, 2 order by 4 desc",
+        # One row an answer, by its current (latest) tag: a retag or a second tagger's tag does not
+        # count the answer twice.
+        "sql": "select e.model_id, e.mode, count(*) as tagged, round(avg(t.label = 'hallucination'), 3) as hallucination_rate from exchanges e join tags t on t.id = (select max(id) from tags where exchange_id = e.id) group by 1, 2 order by 4 desc",
     },
     "speed_by_model": {
         "title": "Tokens per second by model",

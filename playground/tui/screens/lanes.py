@@ -16,7 +16,7 @@ from pathlib import Path
 
 from textual import events, on
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
@@ -32,14 +32,16 @@ from playground.tui.keys import ANY_SCREEN_ACTIONS, LANES_SCREEN_KEYS
 from playground.tui.screens.forms import Confirm, LaneSettingsScreen, TextPrompt
 from playground.tui.screens.help import HelpScreen
 from playground.tui.screens.inspector import InspectorScreen
-from playground.tui.widgets.lane import LaneView
+from playground.tui.widgets.lane import LaneView, align_turns, following, scroll_together
 from playground.tui.widgets.prompt_input import PromptInput
 from playground.tui.widgets.safe import SafeStatic
 from playground.tui.widgets.status_bar import StatusBar
 
 MAX_LANES = 4
 FRAME_S = 1 / 10
-STACK_BELOW_COLUMNS = 34  # narrower lanes than this stack vertically instead
+STACK_BELOW_COLUMNS = 34  # lanes narrower than this go in a 2-column grid, or else are stacked
+COMPACT_BELOW_ROWS = 14  # lanes shorter than this get a 2-line header and a 1-line status
+SCREEN_ROWS = 6  # what is not lanes: the question box, the status bar, the footer
 BUSY = "The lanes are still answering: Esc cancels them."
 NOT_NOW = "Not now: the lanes are busy (or this is a replay)."
 
@@ -51,6 +53,16 @@ class Notice:
 
     def __init__(self, text: str) -> None:
         self.text = text
+
+
+class Call:
+    """Work for the UI thread queued among the engine events, so it runs in their order (a
+    replay begins a lane's next turn only after the previous turn's events were shown)."""
+
+    lane = ""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
 
 
 class LanesScreen(Screen):
@@ -113,17 +125,56 @@ class LanesScreen(Screen):
         answer in flight is logged as cancelled."""
         self.pg.cancel()
 
-    def on_resize(self) -> None:
-        self._relayout()
+    def on_resize(self, event) -> None:
+        self._relayout(event.size.width, event.size.height)
 
     def on_screen_resume(self) -> None:
         """The terminal may have been resized while another screen was on top."""
         self._relayout()
 
-    def _relayout(self) -> None:
+    def _relayout(self, width: int | None = None, height: int | None = None) -> None:
+        """Lanes side by side; when that makes them narrower than STACK_BELOW_COLUMNS, two
+        columns (3 lanes: 2 + 1, 4 lanes: 2 × 2); stacked only when even two do not fit. *width*:
+        the new size while a resize is handled (the screen's own size still is the old one). Lanes
+        shorter than COMPACT_BELOW_ROWS get one-line headers and status, to leave room for text."""
         lanes = self.query_one("#lanes")
+        width = width if width is not None else self.size.width
+        height = height if height is not None else self.size.height
         n = max(1, len(self.pg.lanes))
-        lanes.set_class(self.size.width // n < STACK_BELOW_COLUMNS, "stacked")
+        row = width // n >= STACK_BELOW_COLUMNS
+        grid = not row and n > 2 and width // 2 >= STACK_BELOW_COLUMNS
+        lanes.set_class(grid, "grid")
+        lanes.set_class(not row and not grid, "stacked")
+        rows = (n + 1) // 2 if grid else 1
+        lanes.set_class((height - SCREEN_ROWS) // rows < COMPACT_BELOW_ROWS, "compact")
+        for i, lane in enumerate(self.pg.lanes):
+            if lane.key in self.views:  # the odd lane out of a grid takes the whole row
+                self.views[lane.key].set_class(grid and n % 2 == 1 and i == n - 1, "wide")
+        self._align_later()
+
+    def _align_later(self, turn_done: bool = False, tries: int = 4, follow: list | None = None):
+        """Line up the turns across lanes once the layout shows what just changed (again after
+        each pass that moved something, as a margin changes the layout). Then the lanes show the
+        latest question: every lane when a turn just finished (*turn_done*), otherwise those that
+        showed their end (the others were scrolled back by the user)."""
+        stacked = self.query_one("#lanes").has_class("stacked")
+        views = [self.views[x.key] for x in self.pg.lanes if x.key in self.views]
+
+        def run() -> None:
+            bodies = follow
+            if bodies is None and turn_done:  # a lane still answering keeps following its text
+                busy = ("waiting", "starting", "streaming")
+                done = [v for v in views if v.current is None or v.current.status not in busy]
+                bodies = [v.query_one(".lane-body", VerticalScroll) for v in done]
+            elif bodies is None:
+                bodies = following(views)
+            again, top = align_turns(views, on=not stacked)
+            if again and tries > 1:
+                self._align_later(turn_done, tries - 1, bodies)
+            else:
+                self.call_after_refresh(scroll_together, bodies, top)
+
+        self.call_after_refresh(run)
 
     def _load(self, lane: Lane) -> None:
         self.run_worker(
@@ -153,10 +204,14 @@ class LanesScreen(Screen):
             # widget would leave every key (F1, Ctrl+P, Ctrl+Q) unanswered.
             self._focus_input()
         touched = set()
+        aligned = False
         while self.events:
             ev = self.events.popleft()
             if isinstance(ev, Notice):
                 self.notify(visible(ev.text), markup=False)
+                continue
+            if isinstance(ev, Call):
+                ev.fn()
                 continue
             view = self.views.get(ev.lane)
             if view is None:
@@ -171,10 +226,13 @@ class LanesScreen(Screen):
                 view.show_header(self.sampling)
             if isinstance(ev, Finished):
                 self.running.discard(ev.lane)
+                aligned = True
             if isinstance(ev, Finished | ModelLoaded | LaneNotReady):
                 self._update_status()
         for view in self.views.values():
             view.refresh_view()
+        if aligned:
+            self._align_later(turn_done=True)
 
     def _update_status(self) -> None:
         lane = self.focused_lane()
@@ -343,6 +401,7 @@ class LanesScreen(Screen):
         view = self.views[lane.key]
         if view.answers:
             view.note(f"{why}: a new conversation starts here")
+            self._align_later()
         view.load_state = "loading…"
         view.show_header(self.sampling)
         self._load(lane)
@@ -444,8 +503,10 @@ class LanesScreen(Screen):
         except PlaygroundError as e:
             self.notify(str(e), severity="error")
             return
-        ans.tags.append(label)
+        ans.tags = [t["label"] for t in self.log_db.tags(ans.exchange_id)]
         view.mark_answer(ans)
+        view.refresh_view()
+        self._align_later()
         self.notify(f"Lane {lane.index + 1}: tagged {label}" + (f" ({note})" if note else ""))
 
     @on(LaneView.VotedBetter)
@@ -483,6 +544,29 @@ class LanesScreen(Screen):
             tagger=self.tagger,
         )
         self.notify(f"vote: {name}")
+
+    @on(LaneView.UndoWanted)
+    def _undo(self, message: LaneView.UndoWanted) -> None:
+        """u: the last tag or vote this tagger gave the lane's latest answer is taken back."""
+        from playground.core.sessions import undo_last
+
+        if (lane := self._live(message)) is None:
+            return
+        view = message.view
+        ans = view.current
+        undone = (
+            undo_last(self.log_db, ans.exchange_id, self.tagger)
+            if ans and ans.exchange_id
+            else None
+        )
+        if ans is None or undone is None:
+            self.notify("No tag or vote of this lane's answer to undo.", severity="warning")
+            return
+        ans.tags = [t["label"] for t in self.log_db.tags(ans.exchange_id)]
+        view.mark_answer(ans)
+        view.refresh_view()
+        self._align_later()
+        self.notify(f"Lane {lane.index + 1}: {undone} undone")
 
     @on(LaneView.CancelWanted)
     def _cancel_lane(self, message: LaneView.CancelWanted) -> None:
@@ -635,8 +719,9 @@ class LanesScreen(Screen):
             if choice.rerun:
                 self.rerun_session(choice.session_id)
             else:
-                self.app.push_screen(
-                    ReviewScreen(self.log_db, choice.session_id, tagger=self.tagger)
+                self.app.push_screen(  # Esc in the review goes back to the list
+                    ReviewScreen(self.log_db, choice.session_id, tagger=self.tagger),
+                    lambda _: self.action_sessions(),
                 )
 
         self.app.push_screen(SessionsScreen(self.log_db), chosen)

@@ -15,7 +15,7 @@ from textual.worker import get_current_worker
 from playground.core.events import Token
 from playground.core.playground import Playground
 from playground.tui.keys import REPLAY_ACTIONS, REPLAY_KEYS
-from playground.tui.screens.lanes import NOT_NOW, LanesScreen, Notice
+from playground.tui.screens.lanes import NOT_NOW, Call, LanesScreen, Notice
 from playground.tui.widgets.prompt_input import PromptInput
 
 
@@ -95,12 +95,18 @@ class ReplayScreen(LanesScreen):
                 lane = next((x for x in self.pg.lanes if x.index == r["lane_index"]), None)
                 if lane is None:
                     continue
-                self.app.call_from_thread(
-                    self._begin_replayed,
-                    lane.key,
-                    r["question"],
-                    turn,
-                    bool(self.log_db.tokens(r["id"])),
+                # Queued with the events, not called now: at --speed instant the previous
+                # turn's events may still wait in the queue, and would land in this new turn.
+                self.events.append(
+                    Call(
+                        partial(
+                            self._begin_replayed,
+                            lane.key,
+                            r["question"],
+                            turn,
+                            bool(self.log_db.tokens(r["id"])),
+                        )
+                    )
                 )
                 at = 0.0
                 for ev in exchange_events(self.log_db, r["id"], lane.key):
@@ -124,9 +130,7 @@ class ReplayScreen(LanesScreen):
         return True
 
     def _begin_replayed(self, lane_key: str, question: str, turn: int, has_tokens: bool) -> None:
-        view = self.views[lane_key]
-        view.begin(question).turn = turn
-        if not has_tokens:
-            view.note(
-                "this answer's token rows are missing: replaying the text only, without the token view"
-            )
+        ans = self.views[lane_key].begin(question)
+        ans.turn = turn
+        if not has_tokens:  # said under the answer, so it stays with its turn
+            ans.remark = "this answer's token rows are missing: replaying the text only, without the token view"

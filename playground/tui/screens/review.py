@@ -12,9 +12,12 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from playground.core.db import SessionLog, queries, token_event
+from playground.core.db import SessionLog, queries
+from playground.core.events import Token
+from playground.core.replay import exchange_events
 from playground.core.sessions import add_vote, exchanges
 from playground.tui.widgets.answer import prob_style, show_piece
+from playground.tui.widgets.lane import fold
 from playground.tui.widgets.safe import SafeStatic
 
 LABEL_KEYS = {"c": "correct", "h": "hallucination", "d": "abstained", "p": "partial"}
@@ -29,6 +32,8 @@ class ReviewScreen(Screen[None]):
         Binding("d", "label('abstained')", "Didn't know"),
         Binding("p", "label('partial')", "Partial"),
         Binding("s", "skip", "Skip"),
+        Binding("space,enter,right", "next_turn", "Next turn", show=False),
+        Binding("e", "expand", "Expand question", show=False),
         Binding("1", "vote(0)", "1 better", show=False),
         Binding("2", "vote(1)", "2 better", show=False),
         Binding("3", "vote(2)", "3 better", show=False),
@@ -60,6 +65,11 @@ class ReviewScreen(Screen[None]):
         ]
         self.total = len(self.queue)
         self.done = 0
+        self.held_label = ""
+        self.expanded = False  # a long question shown whole
+        # The answer just tagged while its turn stays on screen (the turn's last untagged one):
+        # votes still go to this turn until the user moves on.
+        self.held: dict | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="review-box"):
@@ -68,7 +78,7 @@ class ReviewScreen(Screen[None]):
                 yield SafeStatic(id="review-body")
             yield SafeStatic(
                 Text(
-                    "c correct · h hallucination · d didn't know · p partial · s skip · 1-4 this turn's better answer · = tie · 0 both bad · Esc closes",
+                    "c correct · h hallucination · d didn't know · p partial · s skip · 1-4 this turn's better answer · = tie · 0 both bad · Space next turn · Esc closes",
                     style="dim",
                 )
             )
@@ -80,6 +90,8 @@ class ReviewScreen(Screen[None]):
 
     @property
     def current(self) -> dict | None:
+        if self.held is not None:
+            return self.held
         return self.queue[0] if self.queue else None
 
     def _answer_name(self, r: dict, i: int) -> str:
@@ -107,7 +119,11 @@ class ReviewScreen(Screen[None]):
         out = Text()
         question = self.get_component_rich_style("review--question", partial=True)
         out.append("Question: ", style=Style(bold=True) + question)
-        out.append(r["question"] + "\n\n", style=question)
+        shown, folded = fold(r["question"], self.expanded)
+        out.append(shown + "\n", style=question)
+        if folded:
+            out.append(f"… ({folded}, e expands)\n", style="dim italic")
+        out.append("\n")
         turn = self.turns.get(r["turn"], [])
         for i, other in enumerate(turn):
             mine = other["id"] == r["id"]
@@ -117,17 +133,16 @@ class ReviewScreen(Screen[None]):
                 + "\n",
                 style="bold" if mine else "dim",
             )
-            toks = self.log_db.tokens(other["id"]) if mine else []
-            if toks:
-                for k, tok in enumerate(token_event(t, "", t["text"] or "") for t in toks):
-                    known = tok.logprob == tok.logprob  # NaN: a server sent no probability
-                    style = prob_style(math.exp(tok.logprob)) if known else "reverse"
-                    out.append(show_piece(tok.piece), style=style + (" underline" if k % 2 else ""))
-                out.append("\n\n")
+            if mine:
+                out.append_text(self._answer_text(other))
             else:
-                out.append(
-                    (other["output_text"] or "").strip() + "\n\n", style="" if mine else "dim"
-                )
+                out.append((other["output_text"] or "").strip() + "\n\n", style="dim")
+        if self.held is not None:
+            out.append(
+                f"Tagged {self.held_label}. Every answer of this turn is tagged: 1-4 vote, "
+                "another label retags it, Space goes on.",
+                style="bold",
+            )
         body.update(out)
 
     def _writable(self) -> bool:
@@ -139,18 +154,52 @@ class ReviewScreen(Screen[None]):
             )
         return not self.log_db.read_only
 
+    def _answer_text(self, r: dict) -> Text:
+        """The answer exactly as logged (no stop-sequence tokens), each token on its probability's
+        colour when it has one; then its confidence ("–" when the server sent no log-probs)."""
+        out = Text()
+        k = 0
+        for ev in exchange_events(self.log_db, r["id"], ""):
+            if not isinstance(ev, Token) or not ev.text:
+                continue
+            if ev.piece and ev.text == ev.piece:
+                known = ev.logprob == ev.logprob  # NaN: a server sent no probability
+                style = prob_style(math.exp(ev.logprob)) if known else "reverse"
+                out.append(show_piece(ev.text), style=style + (" underline" if k % 2 else ""))
+                k += 1
+            else:  # text no token accounts for on its own (a server's answer without tokens)
+                out.append(ev.text)
+        confidence = r.get("confidence")
+        conf = f"{confidence:.0%}" if confidence is not None else "–"
+        out.append(f"\nconfidence {conf}\n\n", style="dim")
+        return out
+
     def action_label(self, label: str) -> None:
         r = self.current
         if r is None or not self._writable():
             return
         self.log_db.add_tag(r["id"], label, tagger=self.tagger)
         self.notify(f"{self._answer_name(r, 0) if not self.blind else 'answer'} tagged {label}")
-        self.queue.pop(0)
-        self.done += 1
+        if self.held is None:
+            self.queue.pop(0)
+            self.done += 1
+            if not any(x["turn"] == r["turn"] for x in self.queue):
+                self.held = r  # stay on this turn until the user moves on
+        self.held_label = label
+        self.show()
+
+    def action_next_turn(self) -> None:
+        self.held = None
+        self.show()
+
+    def action_expand(self) -> None:
+        self.expanded = not self.expanded
         self.show()
 
     def action_skip(self) -> None:
-        if self.queue:
+        if self.held is not None:
+            self.action_next_turn()
+        elif self.queue:
             self.queue.append(self.queue.pop(0))
             self.show()
 

@@ -47,3 +47,6 @@ class Answer:
     searches: list[dict] = field(default_factory=list)
     search: str | None = None
     turn: int = 0
+    expanded: bool = False  # a long question shown whole
+    prompt_progress: float | None = None  # share of a long prompt evaluated, before the answer
+    remark: str = ""  # a line about this answer, shown under it (a replay's missing tokens)

@@ -20,6 +20,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.dom import NoScreen
 from textual.message import Message
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Static
 
 from playground.core.db import LABELS
@@ -29,6 +30,7 @@ from playground.core.events import (
     Finished,
     ModelLoaded,
     ModelLoading,
+    PromptProgress,
     PromptReady,
     SearchDone,
     SearchStarted,
@@ -45,6 +47,10 @@ from playground.tui.widgets.lane_header import LaneHeader
 from playground.tui.widgets.safe import SafeStatic
 
 LAYOUT_EVERY_S = 0.3
+FOLD_LINES = 4  # a longer question shows its first lines until e expands it
+FOLD_CHARS = 240
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+NEW_CONVERSATION = ": a new conversation starts here"
 TARGETS = (0.5, 0.75, 0.9)  # t cycles through these abstention targets
 SEARCH_ORDER = (None, "tool", "first")
 SEARCH_NAMES = {
@@ -52,6 +58,23 @@ SEARCH_NAMES = {
     "tool": "search tool on (the model may search)",
     "first": "search first (results before answering)",
 }
+
+
+def fold(question: str, expanded: bool) -> tuple[str, str]:
+    """A long question's first lines and what was left out ("12 more lines"), or the whole
+    question and "" when it is short or expanded."""
+    lines = question.split("\n")
+    if expanded or (len(lines) <= FOLD_LINES and len(question) <= FOLD_CHARS):
+        return question, ""
+    shown = "\n".join(lines[:FOLD_LINES])[:FOLD_CHARS]
+    rest_lines = len(lines) - len(shown.split("\n"))  # lines after the last one (partly) shown
+    left = len(question) - len(shown)
+    more = (
+        f"{rest_lines} more line{'s' if rest_lines != 1 else ''}"
+        if rest_lines > 0
+        else f"{left} more characters"
+    )
+    return shown, more
 
 
 class LaneView(Vertical, can_focus=True):
@@ -63,7 +86,9 @@ class LaneView(Vertical, can_focus=True):
         Binding("t", "cycle_target", "Target T", show=False, id="lane.target"),
         Binding("v", "toggle_tokens", "Tokens", id="lane.tokens"),
         Binding("f", "cycle_search", "Search", id="lane.search"),
-        Binding("e", "toggle_results", "Expand results", show=False, id="lane.expand_results"),
+        Binding(
+            "e", "toggle_results", "Expand question/results", show=False, id="lane.expand_results"
+        ),
         Binding("i", "inspect", "Inspect", id="lane.inspect"),
         Binding("s", "settings", "Settings", id="lane.settings"),
         Binding("c", "tag('correct')", "Correct", show=False, id="lane.tag_correct"),
@@ -72,6 +97,7 @@ class LaneView(Vertical, can_focus=True):
         Binding("p", "tag('partial')", "Partial", show=False, id="lane.tag_partial"),
         Binding("n", "tag_note", "Tag+note", show=False, id="lane.tag_note"),
         Binding("b", "vote", "Better", show=False, id="lane.vote_better"),
+        Binding("u", "undo", "Undo tag/vote", show=False, id="lane.undo"),
         Binding("x", "cancel", "Cancel lane", show=False, id="lane.cancel"),
         Binding("r", "regenerate", "Regenerate", show=False, id="lane.regenerate"),
         Binding("y", "copy_answer", "Copy", show=False, id="lane.copy"),
@@ -155,6 +181,9 @@ class LaneView(Vertical, can_focus=True):
     class VotedBetter(LaneMessage):
         """This lane answered the last question better than the others."""
 
+    class UndoWanted(LaneMessage):
+        """Take back the last tag or vote given to this lane's latest answer."""
+
     class CancelWanted(LaneMessage):
         pass
 
@@ -199,7 +228,9 @@ class LaneView(Vertical, can_focus=True):
         self.answers.append(ans)
         widget = SafeStatic(classes="lane-answer")
         self._answer_widgets.append(widget)
-        self.query_one(".lane-body", VerticalScroll).mount(widget)
+        body = self.query_one(".lane-body", VerticalScroll)
+        body.mount(widget)
+        body.scroll_end(animate=False, immediate=False)  # a new question is always in view
         self.cursor = None
         self.dirty = True
         self.dirty_answers.add(len(self.answers) - 1)
@@ -236,6 +267,8 @@ class LaneView(Vertical, can_focus=True):
             ans.settings = ev.sampling
             ans.mode, ans.abstain, ans.model_id = ev.mode, ev.abstain, ev.model_id
             ans.search = ev.search
+        elif isinstance(ev, PromptProgress):
+            ans.prompt_progress = ev.evaluated / ev.total if ev.total else None
         elif isinstance(ev, PromptReady):
             ans.prompt = ev
             ans.status = "streaming"
@@ -280,10 +313,25 @@ class LaneView(Vertical, can_focus=True):
             self.mark_answer(ans)
 
     def note(self, text: str) -> None:
-        self.notes.append((len(self.answers), text))
-        self.query_one(".lane-body", VerticalScroll).mount(
-            SafeStatic(Text(f"— {text} —", style="italic dim"), classes="lane-note")
-        )
+        """A line between answers; "X: a new conversation starts here" right after "Y: a new
+        conversation starts here" becomes one line "Y · X: a new conversation starts here"."""
+        pos = len(self.answers)
+        body = self.query_one(".lane-body", VerticalScroll)
+        last = body.children[-1] if body.children else None
+        if (
+            self.notes
+            and self.notes[-1][0] == pos
+            and self.notes[-1][1].endswith(NEW_CONVERSATION)
+            and text.endswith(NEW_CONVERSATION)
+            and isinstance(last, Static)
+            and last.has_class("lane-note")
+        ):
+            text = self.notes.pop()[1].removesuffix(NEW_CONVERSATION) + " · " + text
+            last.update(Text(f"— {text} —", style="italic dim"))
+        else:
+            body.mount(SafeStatic(Text(f"— {text} —", style="italic dim"), classes="lane-note"))
+        self.notes.append((pos, text))
+        body.scroll_end(animate=False, immediate=False)
         self.dirty = True
 
     # -- rendering --------------------------------------------------------------------------
@@ -313,6 +361,8 @@ class LaneView(Vertical, can_focus=True):
         Finished answers are widgets of their own that are not touched again. While an answer
         streams, its text is repainted every frame but the screen layout (the costly part, which
         competes with the model threads for the CPU) is redone at most every LAYOUT_EVERY_S."""
+        if self._spinning():
+            self.dirty = True  # the spinner turns every frame
         if not (self.dirty or self.dirty_answers) or not self.is_mounted:
             return
         body = self.query_one(".lane-body", VerticalScroll)
@@ -335,15 +385,33 @@ class LaneView(Vertical, can_focus=True):
             placeholder = self.query_one("#lane-placeholder", Static)
             if placeholder.display != (not self.answers):
                 placeholder.display = not self.answers
-            if self.load_state != self._shown_load_state:
-                self._shown_load_state = self.load_state
+            shown = self._spinner() + self.load_state
+            if shown != self._shown_load_state:
+                self._shown_load_state = shown
                 not_ready = self.load_state.startswith("Not ready")
                 style = self._style("error") if not_ready else Style(dim=True)
-                placeholder.update(Text(self.load_state, style=style))
+                placeholder.update(Text(shown, style=style))
             self.query_one("#lane-detail", Static).update(self._render_detail(), layout=False)
             self.query_one("#lane-status", Static).update(self._render_status(), layout=False)
-        if at_bottom:
+        streaming = self.current is not None and self.current.status in ("starting", "streaming")
+        if at_bottom and streaming:  # a finished turn is scrolled by align_turns, with the others
             body.scroll_end(animate=False, immediate=False)
+
+    def _loading(self) -> bool:
+        return self.load_state.startswith("loading")
+
+    def _spinning(self) -> bool:
+        """A model loads, or a prompt is evaluated before the first token: slow, silent work."""
+        ans = self.current
+        waiting = ans is not None and (
+            ans.status in ("waiting", "starting") or (ans.status == "streaming" and not ans.tokens)
+        )
+        return self._loading() or waiting
+
+    def _spinner(self) -> str:
+        if not self._spinning():
+            return ""
+        return SPINNER[int(time.monotonic() * 10) % len(SPINNER)] + " "
 
     def conversation_text(self) -> str:
         """The conversation as shown, as plain text (for tests and copying)."""
@@ -358,12 +426,14 @@ class LaneView(Vertical, can_focus=True):
         bold = Style(bold=True)
         out = Text()
         out.append("You: ", style=bold + self._style("question"))
-        out.append(ans.question + "\n", style=self._style("question"))
-        for tag in ans.tags:
+        question, folded = fold(ans.question, ans.expanded)
+        out.append(question + "\n", style=self._style("question"))
+        if folded:
+            out.append(f"… ({folded}, e expands)\n", style="dim italic")
+        if ans.tags:  # only the newest tag counts (exports, the lab), so only it is shown
+            tag = ans.tags[-1]
             known = tag in ("correct", "hallucination", "abstained", "partial")
             out.append(f" {tag} ", style=bold + self._style(f"tag-{tag}") if known else "reverse")
-            out.append(" ")
-        if ans.tags:
             out.append("\n")
         if self.token_view and ans is self.current and ans.tokens:
             out.append_text(self._render_tokens(ans))
@@ -381,6 +451,8 @@ class LaneView(Vertical, can_focus=True):
             out.append("  [cancelled]", style=bold + self._style("warning"))
         elif ans.status == "error":
             out.append(f"\n{ans.error}", style=bold + self._style("error"))
+        if ans.remark:
+            out.append(f"\n— {ans.remark} —", style="italic dim")
         out.append("\n")
         return out
 
@@ -430,10 +502,12 @@ class LaneView(Vertical, can_focus=True):
         return out
 
     def action_toggle_results(self) -> None:
+        """Expand (or fold again) the latest answer's long question and its search results."""
         ans = self.current
-        if ans is None or not ans.searches:
+        if ans is None or not (ans.searches or fold(ans.question, False)[1]):
             return
-        expand = not all(x.get("expanded") for x in ans.searches)
+        expand = not (ans.expanded and all(x.get("expanded") for x in ans.searches))
+        ans.expanded = expand
         for x in ans.searches:
             x["expanded"] = expand
         self.mark_answer(ans)
@@ -480,6 +554,8 @@ class LaneView(Vertical, can_focus=True):
     def _render_status(self) -> Text:
         ans = self.current
         out = Text()
+        if self._loading() and ans is not None:  # a new model for the next question
+            out.append(self._spinner() + self.load_state + "\n", style="bold")
         if ans is None:
             return out
         s = ans.stats
@@ -489,7 +565,13 @@ class LaneView(Vertical, can_focus=True):
             out.append(f"streaming · {len(ans.tokens)} tokens · {tps:.0f} tok/s", style="bold")
         elif ans.status in ("starting", "streaming", "waiting"):
             out.append(
-                "evaluating the prompt…" if ans.status != "waiting" else "waiting for the model…",
+                self._spinner()
+                + (
+                    "waiting for the model…"
+                    if ans.status == "waiting"
+                    else "evaluating the prompt…"
+                    + (f" {ans.prompt_progress:.0%}" if ans.prompt_progress is not None else "")
+                ),
                 style="dim",
             )
         elif s is not None:
@@ -500,7 +582,9 @@ class LaneView(Vertical, can_focus=True):
                 f"first token {s.time_to_first_token * 1000:.0f} ms"
                 if s.time_to_first_token is not None
                 else "",
-                f"confidence {s.confidence:.0%}" if s.confidence is not None else "",
+                f"confidence {s.confidence:.0%}"
+                if s.confidence is not None and math.isfinite(s.confidence)
+                else "confidence –",  # no log-probabilities (a server that sends none)
                 f"prompt {s.prompt_tokens} ({s.reused} cached)",
             ]
             out.append(" · ".join(p for p in parts if p))
@@ -611,6 +695,9 @@ class LaneView(Vertical, can_focus=True):
     def action_vote(self) -> None:
         self.post_message(self.VotedBetter(self))
 
+    def action_undo(self) -> None:
+        self.post_message(self.UndoWanted(self))
+
     def action_cancel(self) -> None:
         self.post_message(self.CancelWanted(self))
 
@@ -640,3 +727,91 @@ class LaneView(Vertical, can_focus=True):
             return
         self.app.copy_to_clipboard(blocks[-1])
         self.app.notify("Code block copied to the clipboard.")
+
+
+def following(views: list[LaneView]) -> list[VerticalScroll]:
+    """The lane bodies that show their end (the user did not scroll back): they follow new text."""
+    bodies = [v.query_one(".lane-body", VerticalScroll) for v in views if v.is_mounted]
+    return [b for b in bodies if b.scroll_y >= b.max_scroll_y - 1]
+
+
+def align_turns(views: list[LaneView], on: bool = True) -> tuple[bool, int | None]:
+    """Start each turn at the same height in every lane, so the same question sits side by side
+    (lanes side by side or in a grid; *on* False, when they are stacked, undoes it).
+
+    A turn is its answers and the notes before them; the lane whose turn is shorter gets the
+    difference as margin above its next turn (and below its last, so every lane scrolls alike).
+    Heights are read from the last layout, so call this after a refresh, and again while it
+    returns True (it changed a margin, or a widget was not laid out yet); the second value is
+    where the latest turn starts."""
+    lanes: list[list[tuple[float, list[Widget]]]] = []
+    unsettled = False
+    for view in views:
+        if not view.is_mounted:
+            return True, None
+        body = view.query_one(".lane-body", VerticalScroll)
+        turn_of = {id(w): a.turn for w, a in zip(view._answer_widgets, view.answers, strict=False)}
+        blocks: list[tuple[float, list[Widget]]] = []
+        pending: list[Widget] = []
+        for child in body.children:
+            if not child.has_class("lane-note") and id(child) not in turn_of:
+                continue
+            unsettled = unsettled or not child.is_mounted or child.size.height == 0
+            if child.has_class("lane-note"):
+                pending.append(child)
+                continue
+            turn = turn_of[id(child)]
+            if blocks and blocks[-1][0] == turn:
+                blocks[-1][1].extend([*pending, child])
+            else:
+                blocks.append((turn, [*pending, child]))
+            pending = []
+        if pending:
+            blocks.append((math.inf, pending))
+        lanes.append(blocks)
+
+    def height(w: Widget) -> int:
+        return w.outer_size.height + (1 if w.has_class("lane-answer") else 0)
+
+    turns = sorted({t for blocks in lanes for t, _ in blocks})
+    tops: dict[float, int] = {}
+    y = 0
+    for t in turns:  # each turn starts below the tallest previous turn of any lane
+        tops[t] = y
+        y += max(sum(height(w) for w in ws) for blocks in lanes for bt, ws in blocks if bt == t)
+    changed = False
+    for blocks in lanes:
+        at = 0
+        margins: dict[int, tuple[int, int, int, int]] = {}
+        for k, (t, ws) in enumerate(blocks):
+            extra = tops[t] - at if on else 0
+            at = tops[t] if on else at
+            after_answer = k > 0 and blocks[k - 1][1][-1].has_class("lane-answer")
+            top = extra + (1 if after_answer else 0) if extra > 0 else 0
+            for w in ws:
+                base = 1 if w.has_class("lane-answer") else 0
+                margins[id(w)] = (top if w is ws[0] else 0, 0, base, 0)
+            at += sum(height(w) for w in ws)
+        if on and blocks and at < y:  # the same total height: the lanes scroll together
+            last = blocks[-1][1][-1]
+            m = margins[id(last)]
+            margins[id(last)] = (m[0], 0, m[2] + y - at, 0)
+        for _, ws in blocks:
+            for w in ws:
+                if tuple(w.styles.margin) != margins[id(w)]:
+                    w.styles.margin = margins[id(w)]
+                    changed = True
+    finite = [t for t in turns if t != math.inf]
+    return changed or unsettled, (tops[finite[-1]] if on and finite else None)
+
+
+def scroll_together(bodies: list[VerticalScroll], y: int | None) -> None:
+    """Show the latest question at the top of each lane, on the same line in every lane (or the
+    end, when the whole turn fits or the lanes are stacked)."""
+    if y is None:
+        for b in bodies:
+            b.scroll_end(animate=False, immediate=True)
+        return
+    y = min([y, *(b.max_scroll_y for b in bodies)])
+    for b in bodies:
+        b.scroll_to(y=y, animate=False, immediate=True)
