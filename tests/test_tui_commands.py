@@ -16,7 +16,7 @@ def test_the_palette_offers_every_action_for_each_lane():
     commands = list(playground_commands(screen))
     titles = [c.title for c in commands]
     assert titles[:3] == ["Help", "New session", "Cancel all"]
-    assert "Vote: both bad" in titles and len(titles) == 13 + 2 * 21
+    assert "Vote: both bad" in titles and len(titles) == 13 + 2 * 22
     lane2 = [t for t in titles if t.startswith("Lane 2 (tuned:chat): ")]
     assert [t.split(": ", 1)[1] for t in lane2] == [
         "next mode",
@@ -33,6 +33,7 @@ def test_the_palette_offers_every_action_for_each_lane():
         "tag partial",
         "tag with a note",
         "vote better",
+        "undo tag or vote",
         "cancel",
         "regenerate",
         "copy answer",

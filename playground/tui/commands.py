@@ -146,6 +146,12 @@ def lane_commands(view: LaneView) -> list[Command]:
             "lane.vote_better",
             view.action_vote,
         ),
+        (
+            f"{name}: undo tag or vote",
+            "Take back your latest tag or vote on this lane's latest answer",
+            "lane.undo",
+            view.action_undo,
+        ),
         (f"{name}: cancel", "Stop this lane", "lane.cancel", view.action_cancel),
         (
             f"{name}: regenerate",
