@@ -16,11 +16,12 @@ from playground.core.lab.grading import (
     CORRECT,
     INCORRECT,
     NOT_ATTEMPTED,
-    first_answer,
+    equivalent,
+    extract_answer,
     grade,
-    token_f1,
 )
 from playground.core.lab.probes import Probe
+from playground.core.lab.scores import span_logprobs
 from playground.core.playground import Playground
 from playground.core.remote import RemoteModel
 
@@ -130,11 +131,12 @@ def run_probes(
             if not todo:
                 continue
             pg.reset_conversations()
-            tokens: dict[str, list[float]] = {}
+            tokens: dict[str, list[tuple[str, float]]] = {}
 
-            def collect(ev: Event, tokens: dict[str, list[float]] = tokens) -> None:
-                if isinstance(ev, Token) and ev.token_id != -1 and ev.logprob == ev.logprob:
-                    tokens.setdefault(ev.lane, []).append(ev.logprob)
+            def collect(ev: Event, tokens: dict[str, list[tuple[str, float]]] = tokens) -> None:
+                if isinstance(ev, Token):
+                    lp = ev.logprob if ev.token_id != -1 else math.nan
+                    tokens.setdefault(ev.lane, []).append((ev.text, lp))
 
             sampling = (
                 Sampling(max_tokens=max_tokens)
@@ -151,7 +153,8 @@ def run_probes(
                         f"lane {r.lane.spec.text} failed on {probe.question!r}: {r.error}"
                     )
                 g = grade(probe, r.text)
-                lps = tokens.get(r.lane.name, [])[: r.stats.answer_tokens if r.stats else None]
+                # confidence over the tokens of the graded span, not the whole generation
+                lps = span_logprobs(tokens.get(r.lane.name, []), g["span"])
                 row: Row = {
                     "run_id": run_id,
                     "probe_id": probe.id,
@@ -180,9 +183,9 @@ def run_probes(
                     and sample == 0
                     and model is not None
                     and not isinstance(model, RemoteModel)
-                    and first_answer(r.text)
+                    and extract_answer(r.text)
                 ):
-                    row["conf_ptrue"] = p_true(model, probe.question, first_answer(r.text))
+                    row["conf_ptrue"] = p_true(model, probe.question, extract_answer(r.text))
                 if judge is not None and sample == 0 and probe.answers:
                     row["judge"] = judge(probe, r.text)
                 rows.append(row)
@@ -199,7 +202,7 @@ def make_judge(pg_judge: Playground) -> Judge:
     def judge(probe: Probe, text: str) -> str | None:
         pg_judge.reset_conversations()
         prompt = JUDGE_PROMPT.format(
-            question=probe.question, gold=" / ".join(probe.answers), answer=first_answer(text)
+            question=probe.question, gold=" / ".join(probe.answers), answer=extract_answer(text)
         )
         [r] = pg_judge.ask(prompt, Sampling(max_tokens=4))
         return parse_judge(r.text)
@@ -224,15 +227,12 @@ def items(log: SessionLog, run_id: int) -> list[Row]:
         r["auto"] = r["outcome"]
         if r["human"]:
             human = HUMAN.get(r["human"], r["outcome"])
-            if r["type"] in ("invented", "unknowable") and r["human"] == "abstained":
-                human = CORRECT
             r["outcome"] = human
     return rows
 
 
 def agreement(greedy: Row, samples: list[Row]) -> float | None:
-    """Share of the temperature-1 samples that give the greedy answer (token F1 >= 0.5)."""
+    """Share of the temperature-1 samples that give the greedy answer (`equivalent`)."""
     if not samples:
         return None
-    g = first_answer(greedy["text"])
-    return sum(token_f1(first_answer(s["text"]), g) >= 0.5 for s in samples) / len(samples)
+    return sum(equivalent(s["text"], greedy["text"]) for s in samples) / len(samples)

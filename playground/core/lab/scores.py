@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TypedDict
 
@@ -59,6 +60,20 @@ def target_score(outcomes: Sequence[str], t: float) -> float:
     return sum(1.0 if o == "correct" else -p if o == "incorrect" else 0.0 for o in outcomes) / len(
         outcomes
     )
+
+
+def span_logprobs(pieces: Sequence[tuple[str, float]], span: tuple[int, int]) -> list[float]:
+    """Log-probabilities of the tokens whose text overlaps the character span of the answer
+    (pieces: each token's text and log-probability, in order; NaN where none was given)."""
+    start, end = span
+    out: list[float] = []
+    pos = 0
+    for text, lp in pieces:
+        lo, hi = pos, pos + len(text)
+        pos = hi
+        if hi > start and lo < end and not math.isnan(lp):
+            out.append(lp)
+    return out
 
 
 def ece(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
