@@ -158,6 +158,7 @@ def _answers_table(rep: dict) -> Table:
         "no answer",
         "acc. if attempted",
         "F",
+        "correct refusal",
         "false accept",
         "false refuse",
     ):
@@ -172,6 +173,7 @@ def _answers_table(rep: dict) -> Table:
             rep_mod.pct(s["not_attempted"]),
             rep_mod.pct(s["accuracy_given_attempted"]),
             rep_mod.num(s["f"]),
+            rep_mod.pct(e["correct_refusal"]),
             rep_mod.pct(e["false_acceptance"]),
             rep_mod.pct(e["false_refusal"]),
         )

@@ -9,6 +9,7 @@ from typing import TypedDict
 
 from playground.core.db import Row, SessionLog
 from playground.core.lab import scores
+from playground.core.lab.grading import refusal_rates
 from playground.core.lab.runner import agreement, get_run, items
 
 SIGNALS = {
@@ -35,8 +36,9 @@ class LaneReport(TypedDict):
     lane: str
     simpleqa: scores.SimpleQA
     targets: dict[float, float]  # confidence target t -> score
-    false_acceptance: float | None
-    false_refusal: float | None
+    correct_refusal: float | None  # invented/unknowable questions not attempted (refusal_rates)
+    false_acceptance: float | None  # invented/unknowable questions attempted
+    false_refusal: float | None  # fact questions not attempted
     human_disagreements: int
     human_tagged: int
     calibration: dict[str, Calibration]  # by signal (SIGNALS)
@@ -64,18 +66,14 @@ def build(log: SessionLog, run_id: int | None = None) -> Report:
         outcomes = [r["outcome"] for r in greedy]
         for r in greedy:
             r["agreement"] = agreement(r, samples.get((lane, r["probe_id"]), []))
-        invented = [r for r in greedy if r["type"] in ("invented", "unknowable")]
-        facts = [r for r in greedy if r["type"] == "fact"]
+        refusals = refusal_rates((r["type"], r["outcome"]) for r in greedy)
         entry: LaneReport = {
             "lane": lane,
             "simpleqa": scores.simpleqa(outcomes),
             "targets": {t: scores.target_score(outcomes, t) for t in scores.TARGETS},
-            "false_acceptance": (sum(r["outcome"] == "incorrect" for r in invented) / len(invented))
-            if invented
-            else None,
-            "false_refusal": (sum(bool(r["abstained"]) for r in facts) / len(facts))
-            if facts
-            else None,
+            "correct_refusal": refusals["correct_refusal"],
+            "false_acceptance": refusals["false_acceptance"],
+            "false_refusal": refusals["false_refusal"],
             "human_disagreements": sum(
                 1 for r in greedy if r["human"] and r["outcome"] != r["auto"]
             ),
@@ -119,14 +117,14 @@ def markdown(rep: Report, svgs: dict[str, str]) -> str:
         "",
         "## Answers (greedy)",
         "",
-        "| lane | n | correct | incorrect | not attempted | accuracy if attempted | F | false acceptance | false refusal |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| lane | n | correct | incorrect | not attempted | accuracy if attempted | F | correct refusal | false acceptance | false refusal |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in rep["lanes"]:
         s = e["simpleqa"]
         out.append(
             f"| {e['lane']} | {s['n']} | {pct(s['correct'])} | {pct(s['incorrect'])} | {pct(s['not_attempted'])} | "
-            f"{pct(s['accuracy_given_attempted'])} | {num(s['f'])} | {pct(e['false_acceptance'])} | {pct(e['false_refusal'])} |"
+            f"{pct(s['accuracy_given_attempted'])} | {num(s['f'])} | {pct(e['correct_refusal'])} | {pct(e['false_acceptance'])} | {pct(e['false_refusal'])} |"
         )
     out += [
         "",
