@@ -70,7 +70,8 @@ def test_grading_outcomes():
     assert grade(fact, " It was written by Mark Twain.")["outcome"] == INCORRECT
     assert grade(fact, " I don't know.")["outcome"] == NOT_ATTEMPTED
     ghost = Probe("Who is Zyler Vance?", (), "invented", "i")
-    assert grade(ghost, "I'm not sure who that is.")["outcome"] == CORRECT
+    # an abstention on an invented entity is not attempted (scores 0), never correct (+1)
+    assert grade(ghost, "I'm not sure who that is.")["outcome"] == NOT_ATTEMPTED
     assert grade(ghost, "Zyler Vance is a Canadian actor.")["outcome"] == INCORRECT
     count = Probe(
         'How many times does the letter "r" appear in the word "strawberry"?',

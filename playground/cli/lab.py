@@ -106,7 +106,9 @@ def _expand_targets(specs: list, targets: list[float]) -> list:
         )
     out, seen = [], set()
     for spec in specs:
-        for new in [replace(spec, abstain=t) for t in targets] if spec.abstain is not None else [spec]:
+        for new in (
+            [replace(spec, abstain=t) for t in targets] if spec.abstain is not None else [spec]
+        ):
             if new.text not in seen:
                 seen.add(new.text)
                 out.append(new)
@@ -169,7 +171,15 @@ def _probe_command(s: dict, lanes: str, extra: dict) -> str:
 @opt.models_options
 @opt.search_options
 def probe(
-    resume_id, targets_text, db_path, models_dir, base, tuned, search_backend, corpus_path, **settings
+    resume_id,
+    targets_text,
+    db_path,
+    models_dir,
+    base,
+    tuned,
+    search_backend,
+    corpus_path,
+    **settings,
 ):
     """Run a probe set on every lane, grade the answers, and log everything."""
     from playground.core.lab.probes import load_set
@@ -542,7 +552,10 @@ def validity(
                 {
                     "command": shlex.join(command),
                     "seed": seed,
-                    "statements": {"true": sum(x.valid for x in sts), "false": sum(not x.valid for x in sts)},
+                    "statements": {
+                        "true": sum(x.valid for x in sts),
+                        "false": sum(not x.valid for x in sts),
+                    },
                     "questions": len(questions),
                     "families_note": note,
                     "lanes": rows,
@@ -560,9 +573,7 @@ def validity(
         console.print(
             Text(visible(f"{r['lane']}: {r['model']}, sha256 {r['sha256'] or '-'}"), style="dim")
         )
-    console.print(
-        Text(visible(f"seed {seed}; reproduce: {shlex.join(command)}"), style="dim")
-    )
+    console.print(Text(visible(f"seed {seed}; reproduce: {shlex.join(command)}"), style="dim"))
 
 
 @click.command()
@@ -604,7 +615,9 @@ def validity(
 @click.option(
     "--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.95, show_default=True
 )
-@click.option("--top-k", type=click.IntRange(0), default=40, show_default=True, help="0 = no limit.")
+@click.option(
+    "--top-k", type=click.IntRange(0), default=40, show_default=True, help="0 = no limit."
+)
 @opt.seed_option(0)
 @opt.max_tokens_option(48, most=512)
 @click.option(
@@ -725,7 +738,9 @@ def interrogate(
     console.print(a)
     console.print(
         Text(
-            visible(f"{lane_text}: {lane.spec.model}, sha256 {sha or '-'}; reproduce: {shlex.join(command)}"),
+            visible(
+                f"{lane_text}: {lane.spec.model}, sha256 {sha or '-'}; reproduce: {shlex.join(command)}"
+            ),
             style="dim",
         )
     )

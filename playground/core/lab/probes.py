@@ -29,6 +29,8 @@ class Probe:
     type: ProbeType
     id: str
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # answers known to be wrong (TruthfulQA's incorrect answers): naming one makes an answer incorrect
+    contradictions: tuple[str, ...] = ()
 
 
 # Name parts for invented people, places, books and species: recombined with a seed, so the

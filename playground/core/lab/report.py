@@ -264,9 +264,9 @@ def build(log: SessionLog, run_id: int | None = None) -> Report:
             "targets_ci": {t: _target_ci(outcomes, t) for t in scores.TARGETS},
             "rescored": {t: t != (prompted or 0.0) for t in scores.TARGETS},
             "rule": rule,
-            "correct_refusal": rates.get("correct_refusal"),
-            "false_acceptance": rates.get("false_acceptance"),
-            "false_refusal": rates.get("false_refusal"),
+            "correct_refusal": rates["correct_refusal"],
+            "false_acceptance": rates["false_acceptance"],
+            "false_refusal": rates["false_refusal"],
             "human_disagreements": sum(
                 1 for r in greedy if r["human"] and r["outcome"] != r["auto"]
             ),
@@ -278,11 +278,17 @@ def build(log: SessionLog, run_id: int | None = None) -> Report:
         attempted_rows = [r for r in greedy if r["outcome"] != "not_attempted"]
         both_orders = any(r.get("ptrue_true_second") is not None for r in attempted_rows)
         for key, name in [*SIGNALS.items(), *RANKINGS.items()]:
-            if key == "conf_ptrue" and not both_orders and any(
-                r.get(key) is not None for r in attempted_rows
+            if (
+                key == "conf_ptrue"
+                and not both_orders
+                and any(r.get(key) is not None for r in attempted_rows)
             ):
                 name = "P(True), one option order (biased toward A)"
-            pairs = [(r[key], r["outcome"] == "correct") for r in attempted_rows if r.get(key) is not None]
+            pairs = [
+                (r[key], r["outcome"] == "correct")
+                for r in attempted_rows
+                if r.get(key) is not None
+            ]
             cal = calibration(name, [c for c, _ in pairs], [y for _, y in pairs], key in RANKINGS)
             cal["baseline"] = key == BASELINE
             if not pairs:
@@ -423,7 +429,9 @@ def markdown(rep: Report, svgs: dict[str, str]) -> str:
         "only scored here with t; only the column of the lane's own target scores answers given under "
         "that rule. `probe --targets 0.5,0.75,0.9` runs one prompted lane per t.",
         "",
-        "| lane | prompted at | " + " | ".join(f"t = {t:g} [95% CI]" for t in scores.TARGETS) + " |",
+        "| lane | prompted at | "
+        + " | ".join(f"t = {t:g} [95% CI]" for t in scores.TARGETS)
+        + " |",
         "|---|---|" + "---|" * len(scores.TARGETS),
     ]
     for e in rep["lanes"]:
@@ -452,7 +460,7 @@ def markdown(rep: Report, svgs: dict[str, str]) -> str:
         "",
         "## Calibration on attempted answers (correct vs. confidence)",
         "",
-        "Abstentions are left out: their probability is that of the words \"I don't know\". "
+        'Abstentions are left out: their probability is that of the words "I don\'t know". '
         f"Confidence is read over the graded answer's tokens. {TOO_FEW} too few: fewer than "
         f"{scores.MIN_CLASS} right or wrong answers, the figure moves with a single answer. "
         "The baseline row ranks answers by length alone: a signal whose AUROC does not beat it says "

@@ -14,9 +14,9 @@ from playground.core.errors import PlaygroundError
 from playground.core.events import Event, LaneNotReady, Token
 from playground.core.lab import scores
 from playground.core.lab.grading import (
+    CORRECT,
     INCORRECT,
     NOT_ATTEMPTED,
-    CORRECT,
     equivalent,
     extract_answer,
     grade,
@@ -30,7 +30,9 @@ PTRUE_TEMPLATE = (
     "The proposed answer is: ("
 )
 SAMPLE_TEMPERATURE = 1.0
-NO_PTRUE_REMOTE = "P(True) skipped on server lanes: a server gives no next-token probabilities for a prompt"
+NO_PTRUE_REMOTE = (
+    "P(True) skipped on server lanes: a server gives no next-token probabilities for a prompt"
+)
 
 
 Judge = Callable[[Probe, str], str | None]

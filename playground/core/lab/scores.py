@@ -66,9 +66,24 @@ def target_score(outcomes: Sequence[str], t: float) -> float:
     )
 
 
+def span_logprobs(pieces: Sequence[tuple[str, float]], span: tuple[int, int]) -> list[float]:
+    """Log-probabilities of the tokens whose text overlaps the character span of the answer
+    (pieces: each token's text and log-probability, in order; NaN where none was given)."""
+    start, end = span
+    out: list[float] = []
+    pos = 0
+    for text, lp in pieces:
+        lo, hi = pos, pos + len(text)
+        pos = hi
+        if hi > start and lo < end and not math.isnan(lp):
+            out.append(lp)
+    return out
+
+
 def _bins(conf: np.ndarray, bins: int) -> np.ndarray:
     """Equal-width bin of each confidence: [b/bins, (b+1)/bins), the last one closed at 1."""
-    return np.minimum(np.floor(conf * bins), bins - 1).astype(np.int64)
+    out: np.ndarray = np.minimum(np.floor(conf * bins), bins - 1).astype(np.int64)
+    return out
 
 
 def ece(confidences: ArrayLike, correct: ArrayLike, bins: int = 10) -> float:
@@ -153,7 +168,9 @@ def best_threshold_error(scores: Sequence[float], labels: Sequence[bool]) -> tup
 
 # -- uncertainty ------------------------------------------------------------------------------
 
-MIN_CLASS = 10  # a calibration cell with fewer correct or fewer wrong answers than this is "too few"
+MIN_CLASS = (
+    10  # a calibration cell with fewer correct or fewer wrong answers than this is "too few"
+)
 BOOTSTRAP_RESAMPLES = 1000
 
 

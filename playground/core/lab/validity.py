@@ -170,7 +170,9 @@ def compare(
         pg.reset_conversations()
         for r in pg.ask(p.question, Sampling(max_tokens=max_tokens)):
             if r.status == "error":
-                raise PlaygroundError(f"lane {r.lane.spec.text} failed on {p.question!r}: {r.error}")
+                raise PlaygroundError(
+                    f"lane {r.lane.spec.text} failed on {p.question!r}: {r.error}"
+                )
             outcomes[r.lane.spec.text].append(grade(p, r.text)["outcome"])
     classified: dict[str, Classification] = {}
     for lane in pg.lanes:
