@@ -259,7 +259,7 @@ def _answers_table(rep: dict) -> Table:
         "false accept",
         "false refuse",
     ):
-        t.add_column(col, justify="left" if col == "lane" else "right")
+        t.add_column(col, justify="left" if col == "lane" else "right", no_wrap=col == "lane")
     for e in rep["lanes"]:
         s = e["simpleqa"]
         t.add_row(
@@ -286,7 +286,7 @@ def _targets_table(rep: dict) -> Table:
         caption=f"{rep_mod.RESCORED} re-scored: answers prompted with another target (or none), only "
         "scored here with t. `probe --targets 0.5,0.75,0.9` runs one prompted lane per t.",
     )
-    t.add_column("lane")
+    t.add_column("lane", no_wrap=True)
     t.add_column("prompted at")
     for tt in TARGETS:
         t.add_column(f"t={tt:g}", justify="right")
@@ -319,31 +319,45 @@ def _rules_table(rep: dict) -> Table | None:
     return t
 
 
-def _calibration_table(rep: dict) -> Table:
+SHORT = {
+    "conf_sequence": "sequence p",
+    "conf_normalized": "mean-token p",
+    "conf_first": "first-token p",
+    "conf_min": "min-token p",
+    "conf_ptrue": "P(True)",
+    "agreement": "agreement",
+    "semantic_entropy": "sem. entropy ↓",
+    "n_tokens": "length ↓ (baseline)",
+}
+
+
+def _calibration_tables(rep: dict) -> list[Table]:
+    """One table per lane: each signal's ECE, Brier and AUROC on attempted answers."""
     from playground.core.lab import report as rep_mod
     from playground.core.lab.scores import MIN_CLASS
 
-    t = Table(
-        title="Calibration on attempted answers [95% CI]",
-        caption=f"{rep_mod.TOO_FEW} too few: < {MIN_CLASS} right or < {MIN_CLASS} wrong answers. "
-        "A signal whose AUROC does not beat the length baseline says little beyond the answer's length.",
-    )
-    for col in ("lane", "signal", "n", "right", "ECE", "Brier", "AUROC", "note"):
-        t.add_column(col, justify="left" if col in ("lane", "signal", "note") else "right")
+    out = []
     for e in rep["lanes"]:
-        for c in e["calibration"].values():
+        t = Table(
+            title=visible(f"Calibration of {e['lane']} on attempted answers [95% CI]"),
+            caption=f"{rep_mod.TOO_FEW} too few: < {MIN_CLASS} right or < {MIN_CLASS} wrong. ↓: lower ranks "
+            "higher. A signal whose AUROC does not beat the length baseline says little beyond length.",
+        )
+        for col in ("signal", "n", "right", "ECE", "Brier", "AUROC", "note"):
+            t.add_column(col, justify="left" if col in ("signal", "note") else "right")
+        for key, c in e["calibration"].items():
             t.add_row(
-                Text(visible(e["lane"])),
-                c["name"],
+                SHORT.get(key, c["name"]),
                 str(c["n"]),
                 str(c["correct"]),
                 rep_mod.with_ci(c["ece"], c["ci"]["ece"]),
                 rep_mod.with_ci(c["brier"], c["ci"]["brier"]),
                 rep_mod.auroc_cell(c),
-                rep_mod.cal_note(c),
+                rep_mod.cal_note(c, short=True),
                 style="dim" if c["baseline"] else None,
             )
-    return t
+        out.append(t)
+    return out
 
 
 def _print_reliability(console: Console, rep: dict, signal: str) -> None:
@@ -439,7 +453,8 @@ def report(run_id, output, signal, as_json, db_path):
     console.print(_targets_table(rep))
     if rules := _rules_table(rep):
         console.print(rules)
-    console.print(_calibration_table(rep))
+    for table in _calibration_tables(rep):
+        console.print(table)
     for e in rep["lanes"]:
         for note in e["notes"]:
             console.print(Text(visible(note), style="dim"))

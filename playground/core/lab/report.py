@@ -353,10 +353,12 @@ def auroc_cell(c: Calibration) -> str:
     )
 
 
-def cal_note(c: Calibration) -> str:
+def cal_note(c: Calibration, short: bool = False) -> str:
     if c["note"]:
         return c["note"]
     if c["n"] and c["too_few"]:
+        if short:
+            return "too few"
         return f"too few ({c['correct']} right, {c['n'] - c['correct']} wrong; < {scores.MIN_CLASS} of one)"
     return ""
 
