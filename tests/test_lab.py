@@ -297,3 +297,302 @@ def test_judge_lane_and_its_rubric(catalog, pool, db_path):
     assert len(verdicts) == 2 and all(
         v in ("correct", "incorrect", "not_attempted", None) for v in verdicts
     )
+
+
+# -- issue 15 §3: calibration that means something ------------------------------------------------
+
+
+def test_bootstrap_intervals_by_hand():
+    import numpy as np
+
+    # A constant statistic has a zero-width interval, whatever the seed.
+    assert scores.bootstrap(lambda i: 0.25, 5, seed=3) == (0.25, 0.25)
+    # The mean of [0, 1]: a resample is {0,0}, {0,1}, {1,0} or {1,1}, so its mean is 0 with
+    # probability 1/4, 1/2 with 1/2 and 1 with 1/4: the 2.5th and 97.5th percentiles are 0 and 1.
+    v = np.array([0.0, 1.0])
+    assert scores.bootstrap(lambda i: float(v[i].mean()), 2, seed=0) == (0.0, 1.0)
+    # Seeded: the same seed gives the same interval; 1000 resamples of 20 answers.
+    ok = np.array([i % 3 != 0 for i in range(20)])
+    conf = np.linspace(0.05, 0.95, 20)
+    a = scores.bootstrap(lambda i: scores.auroc(conf[i], ok[i]), 20, seed=7)
+    assert a == scores.bootstrap(lambda i: scores.auroc(conf[i], ok[i]), 20, seed=7)
+    assert a is not None and a[0] < scores.auroc(conf, ok) < a[1]
+    # One answer: AUROC is undefined in every resample, so there is no interval.
+    assert scores.bootstrap(lambda i: scores.auroc(conf[:1][i], ok[:1][i]), 1) is None
+
+
+def test_too_few_and_reliability_counts():
+    assert scores.too_few([True] * 10 + [False] * 9)  # 9 wrong answers: too few
+    assert not scores.too_few([True] * 10 + [False] * 10)
+    assert scores.too_few([True, True, False, False])  # AUROC 1.000 at n = 4 must be marked
+    bins = scores.reliability([0.1, 0.15, 0.8, 0.85, 0.9], [False, True, True, True, False])
+    assert [(b["n"], b["correct"]) for b in bins] == [(2, 1), (2, 2), (1, 0)]
+    assert bins[0]["accuracy"] == pytest.approx(0.5) and bins[0]["confidence"] == pytest.approx(
+        0.125
+    )
+
+
+def test_semantic_entropy_and_agreement_use_equivalence():
+    import math
+
+    from playground.core.lab.grading import equivalent
+    from playground.core.lab.runner import agreement, semantic_entropy
+
+    same = ["Paris.", "Paris, France.", "Paris"]
+    assert scores.semantic_entropy(same, equivalent) == 0.0
+    # two clusters of two: -2 × (1/2 log 1/2) = log 2
+    two = ["Paris.", "Paris, France.", "Lyon.", "Lyon"]
+    assert scores.semantic_entropy(two, equivalent) == pytest.approx(math.log(2))
+    assert scores.clusters(two, equivalent) == [[0, 1], [2, 3]]
+    # Word overlap called these the same answer (token F1 0.89); the extracted answers differ.
+    greedy = {"text": "The capital of France is Lyon."}
+    sample = {"text": "The capital of France is Paris."}
+    assert agreement(greedy, [sample]) == 0.0
+    assert agreement(greedy, [greedy, sample]) == pytest.approx(0.5)
+    assert semantic_entropy(greedy, [sample]) == pytest.approx(math.log(2))
+    assert agreement(greedy, []) is None
+
+
+def test_confidence_over_the_graded_span():
+    import math
+
+    from playground.core.lab.runner import AnswerTokens, confidences
+
+    seen = AnswerTokens([], [])
+    # " Paris" "." "\n" (held back: a stop may start here) "\n" released with "Question" ...
+    for text, lp in [(" Paris", -0.1), (".", -0.2), ("", -1.0), (None, None), ("Q", -3.0)]:
+        if text is None:  # the release of held-back text: not a token
+            seen.add("\n", None)
+        else:
+            seen.add(text, lp)
+    assert seen.spans == [(0, 6), (6, 7), (7, 8), (8, 9)]
+    assert seen.within(1, 7) == [-0.1, -0.2]  # the answer " Paris." without the rest
+    c = confidences([-0.1, -0.2])
+    assert c["conf_sequence"] == pytest.approx(math.exp(-0.3))
+    assert c["conf_normalized"] == pytest.approx(math.exp(-0.15))
+    assert c["conf_first"] == pytest.approx(math.exp(-0.1))
+    assert c["conf_min"] == pytest.approx(math.exp(-0.2))
+    assert confidences([])["conf_min"] is None
+
+
+def test_ptrue_averages_both_option_orders():
+    from playground.core.lab.runner import PTRUE_TEMPLATE, mean_ptrue
+
+    assert mean_ptrue(0.75, 0.25) == pytest.approx(0.5)  # "(A" whatever the answer: no signal
+    assert mean_ptrue(0.9, None) is None
+    assert "(A) {a}" in PTRUE_TEMPLATE and "(B) {b}" in PTRUE_TEMPLATE
+
+
+def test_held_out_error_by_hand():
+    # true 0.9, 0.1; false 0.8, 0.2. Fitted on all four, the best threshold (just above 0.8) errs
+    # once: 1/4. Each fold holds one true and one false statement; whichever way they split, a
+    # threshold fitted on one fold errs on the other at least once per fold: 2/4 or 3/4.
+    vals, labels = [0.9, 0.1, 0.8, 0.2], [True, True, False, False]
+    assert scores.best_threshold_error(vals, labels)[0] == pytest.approx(0.25)
+    for seed in range(6):
+        err, f1, f2 = scores.held_out_error(vals, labels, seed)
+        assert err in (0.5, 0.75) and err == pytest.approx((f1 + f2) / 2)
+    # Separable statements: no error either way.
+    assert scores.held_out_error([0.9, 0.8, 0.7, 0.3, 0.2, 0.1], [True] * 3 + [False] * 3)[0] == 0
+
+
+def test_validity_statements_are_half_true():
+    from playground.core.lab.validity import statements
+
+    facts = load_set("facts")[:6]
+    sts = statements(facts, n_invented=3, seed=1)
+    assert sum(s.valid for s in sts) == 6 and sum(not s.valid for s in sts) == 6
+    assert (
+        sum(s.kind == "invented" for s in sts) == 3 and sum(s.kind == "swapped" for s in sts) == 3
+    )
+    assert sts == statements(facts, n_invented=3, seed=1)
+    # more invented claims than true statements: capped, still half and half
+    many = statements(facts[:2], n_invented=40, seed=1)
+    assert sum(s.valid for s in many) == 2 == sum(not s.valid for s in many)
+
+
+def test_knowledge_counts_the_greedy_answer():
+    from playground.core.lab.interrogate import knowledge
+
+    assert knowledge(["correct", "not_attempted", "correct"]) == "known"
+    assert knowledge(["incorrect", "incorrect", "not_attempted"]) == "unknown"
+    assert knowledge(["not_attempted"]) == "unknown"
+    # the greedy answer (first) is right, one sample wrong: mixed
+    assert knowledge(["correct", "incorrect", "correct"]) == "inconsistent"
+
+
+def _add_run(log, lanes, rows, provenance=None, samples=0):
+    from playground.core.db import queries
+
+    run = start_run(log, "facts", 3, lanes, samples, None, 64, {}, provenance or {})
+    queries.add_probe_items(log, [{"run_id": run, "created_at": "t", **r} for r in rows])
+    return run
+
+
+def _item(pid, lane, outcome, conf, sample=0, type_="fact", n_tokens=5, text=None):
+    return {
+        "probe_id": pid,
+        "question": pid,
+        "type": type_,
+        "answers": "[]",
+        "lane": lane,
+        "sample": sample,
+        "text": text or f"answer {pid}",
+        "outcome": outcome,
+        "abstained": int(outcome == "not_attempted"),
+        "conf_normalized": conf,
+        "conf_sequence": conf,
+        "n_tokens": n_tokens,
+    }
+
+
+def test_report_calibrates_attempted_answers_only(db_path, tmp_path):
+    lane = "tuned:chat+abstain@0.75"
+    rows = [
+        _item("q1", lane, "correct", 0.9, n_tokens=2),
+        _item("q2", lane, "correct", 0.7, n_tokens=3),
+        _item("q3", lane, "incorrect", 0.6, n_tokens=9),
+        _item("q4", lane, "incorrect", 0.2, n_tokens=4),
+        # abstentions: "I don't know" is likely whatever the question; left out of calibration
+        _item("q5", lane, "not_attempted", 0.8),
+        _item("q6", lane, "not_attempted", 0.8),
+    ]
+    log = SessionLog(db_path)
+    run = _add_run(
+        log,
+        [lane],
+        rows,
+        {
+            "command": "playground probe --set facts --seed 3",
+            "lanes": [
+                {
+                    "lane": lane,
+                    "model": "m",
+                    "family": "SmolLM2",
+                    "kind": "tuned",
+                    "sha256": "ab" * 32,
+                }
+            ],
+        },
+    )
+    rep = build(log, run)
+    [e] = rep["lanes"]
+    cal = e["calibration"]["conf_normalized"]
+    assert cal["n"] == 4 and cal["correct"] == 2
+    # AUROC: positives {0.9, 0.7} beat negatives {0.6, 0.2} in all 4 pairs; n = 4, marked too few
+    assert cal["auroc"] == pytest.approx(1.0) and cal["too_few"]
+    # ECE by hand on bins [0.9,1): 1 vs 0.9, [0.7,0.8): 1 vs 0.7, [0.6,0.7): 0 vs 0.6, [0.2,0.3): 0 vs 0.2
+    assert cal["ece"] == pytest.approx((0.1 + 0.3 + 0.6 + 0.2) / 4)
+    assert cal["brier"] == pytest.approx((0.01 + 0.09 + 0.36 + 0.04) / 4)
+    # length baseline: shorter ranks higher; lengths right {2, 3}, wrong {9, 4}: 4 of 4 pairs
+    base = e["calibration"]["n_tokens"]
+    assert base["baseline"] and base["auroc"] == pytest.approx(1.0) and base["ece"] is None
+    # the lane's own target is not re-scored; accuracy given attempted 2/4 < 0.75 breaks its rule
+    assert e["rescored"] == {0.0: True, 0.5: True, 0.75: False, 0.9: True}
+    assert e["rule"] is not None and e["rule"]["accuracy"] == 0.5 and e["rule"]["meets"] is False
+    text = write(rep, tmp_path / "r").read_text()
+    assert "| 1.000 |" not in text and "| 1.000 [1.00, 1.00]* | too few" in text
+    auroc_cells = [line for line in text.splitlines() if "length-normalized" in line]
+    assert auroc_cells and all("*" in line and "too few" in line for line in auroc_cells)
+    assert "`playground probe --set facts --seed 3`" in text and "ab" * 32 in text
+    # t = 0: (2 - 0) / 6 re-scored; t = 0.75, the lane's own: (2 - 2 × 3) / 6, not marked
+    assert "| +0.333† [" in text and "| -0.667 [" in text and "re-scored" in text
+    assert "| tuned:chat+abstain@0.75 | 0.75 | 4 | 50%" in text and "| no |" in text
+
+
+def test_report_says_when_families_differ(db_path):
+    log = SessionLog(db_path)
+    lanes = ["base:few-shot", "tuned:chat"]
+    rows = [_item("q1", lanes[0], "correct", 0.5), _item("q1", lanes[1], "incorrect", 0.5)]
+    prov = {
+        "lanes": [
+            {"lane": lanes[0], "model": "g", "family": "Gemma 3", "kind": "base", "size_mb": 253.1},
+            {"lane": lanes[1], "model": "s", "family": "SmolLM2", "kind": "tuned", "size_mb": 98.4},
+        ]
+    }
+    rep = build(log, _add_run(log, lanes, rows, prov))
+    assert "differ in family" in rep["families_note"]
+    assert "cannot test whether post-training hurts calibration" in rep["families_note"]
+    same = {"lanes": [{**m, "family": "SmolLM2"} for m in prov["lanes"]]}
+    assert build(log, _add_run(log, lanes, rows, same))["families_note"] is None
+
+
+def test_cli_text_does_not_claim_the_paper_was_tested():
+    import inspect
+
+    import playground.cli.lab as lab
+
+    src = inspect.getsource(lab)
+    assert "predicts" not in src and "better-calibrated" not in src
+    assert "does not test the theorem" in lab.KALAI_NOTE and "says nothing unless" in lab.KALAI_NOTE
+    assert "cannot test whether post-training hurts calibration" in lab.FAMILIES_NOTE
+
+
+def test_targets_expand_abstaining_lanes():
+    from playground.cli.lab import _expand_targets, _parse_targets
+    from playground.core.errors import PlaygroundError
+
+    specs = parse_lanes("base:few-shot,tuned:chat+abstain@0.75")
+    got = _expand_targets(specs, _parse_targets("0.5,0.75,0.9"))
+    assert [s.text for s in got] == [
+        "base:few-shot",
+        "tuned:chat+abstain@0.5",
+        "tuned:chat+abstain@0.75",
+        "tuned:chat+abstain@0.9",
+    ]
+    with pytest.raises(PlaygroundError, match="not between 0 and 1"):
+        _parse_targets("0.5,1")
+    with pytest.raises(PlaygroundError, match="needs a lane with an abstain prompt"):
+        _expand_targets(parse_lanes("tuned:chat"), [0.5])
+
+
+# -- issue 12 §4: remote lanes in the lab -----------------------------------------------------------
+
+from tests.test_remote import catalog_with, misbehaving  # noqa: E402, F401
+
+
+def test_probe_on_a_server_lane_skips_token_scores_and_completes(misbehaving, tmp_path):  # noqa: F811
+    from click.testing import CliRunner
+
+    from playground.cli import cli
+
+    _, url = misbehaving
+    catalog_with(tmp_path, url=url, remote_model="m")
+    db = tmp_path / "r.db"
+    args = ["--models-dir", str(tmp_path), "--db", str(db)]
+    r = CliRunner().invoke(
+        cli, ["probe", "--set", "facts", "--limit", "2", "--lanes", "remote:chat", *args]
+    )
+    assert r.exit_code == 0, r.output
+    log = SessionLog(db)
+    run = get_run(log, None)
+    assert run["status"] == "complete"
+    rows = list(log.db.query("select * from probe_items"))
+    assert len(rows) == 2 and all(
+        x["conf_ptrue"] is None and x["conf_normalized"] is None for x in rows
+    )
+    r = CliRunner().invoke(cli, ["report", "--db", str(db), "--output", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "P(True) skipped on server lanes" in r.output
+    r = CliRunner().invoke(
+        cli, ["validity", "--lanes", "remote:chat", "--limit", "2", "--invented", "1", *args]
+    )
+    assert r.exit_code == 0, r.output
+    assert "server lane" in r.output and "Traceback" not in r.output
+
+
+def test_a_failed_run_is_marked_error_not_running(tmp_path):
+    from click.testing import CliRunner
+
+    from playground.cli import cli
+
+    catalog_with(tmp_path, url="http://127.0.0.1:9/v1", remote_model="m")  # nothing listens
+    db = tmp_path / "e.db"
+    r = CliRunner().invoke(
+        cli,
+        ["probe", "--set", "facts", "--limit", "1", "--lanes", "remote:chat"]
+        + ["--models-dir", str(tmp_path), "--db", str(db)],
+    )
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    run = get_run(SessionLog(db), None)
+    assert run["status"] == "error" and "remote:chat" in run["error"]

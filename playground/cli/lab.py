@@ -482,9 +482,8 @@ def _validity_table(rows: list[dict], sts, n_questions: int) -> Table:
         "AUROC",
         "2 × error",
         "hallucination rate",
-        "note",
     ):
-        t.add_column(col, justify="left" if col in ("lane", "model", "kind", "note") else "right")
+        t.add_column(col, justify="left" if col in ("lane", "model", "kind") else "right")
     for r in rows:
         t.add_row(
             Text(visible(r["lane"])),
@@ -494,7 +493,6 @@ def _validity_table(rows: list[dict], sts, n_questions: int) -> Table:
             rep_mod.num(r["iiv_auroc"]),
             rep_mod.pct(r["two_times_error"]),
             f"{r['hallucination_rate']:.1%}",
-            r["note"] or "",
         )
     return t
 
@@ -585,6 +583,8 @@ def validity(
     if note:
         console.print(Text(note, style="yellow"))
     for r in rows:
+        if r["note"]:
+            console.print(Text(visible(f"{r['lane']}: {r['note']}"), style="yellow"))
         console.print(
             Text(visible(f"{r['lane']}: {r['model']}, sha256 {r['sha256'] or '-'}"), style="dim")
         )

@@ -149,7 +149,8 @@ def reliability(
 
 
 def best_threshold_error(scores: Sequence[float], labels: Sequence[bool]) -> tuple[float, float]:
-    """Lowest error of the classifier 'valid if score >= threshold' and that threshold."""
+    """Lowest error of the classifier 'valid if score >= threshold' and that threshold (midway
+    between the two scores it separates)."""
     pairs = sorted(zip(scores, labels, strict=True))
     n = len(pairs)
     if n == 0:
@@ -162,7 +163,8 @@ def best_threshold_error(scores: Sequence[float], labels: Sequence[bool]) -> tup
         if k + 1 < n and pairs[k + 1][0] == s:
             continue
         if errors < best:
-            best, best_t = errors, s + 1e-9
+            # midway to the next score: a threshold fitted on one half generalizes to the other
+            best, best_t = errors, (s + pairs[k + 1][0]) / 2 if k + 1 < n else s + 1e-9
     return best / n, best_t
 
 
