@@ -158,8 +158,25 @@ def test_probe_run_resumes_and_reports(catalog, pool, db_path, tmp_path):
         "conf_sequence",
         "conf_normalized",
         "conf_first",
+        "conf_min",
+        "conf_ptrue",
         "agreement",
+        "semantic_entropy",
+        "n_tokens",
     }
+    # calibration counts attempted answers only
+    attempted = [
+        r for r in greedy if r["lane"] == target["lane"] and r["outcome"] != "not_attempted"
+    ]
+    assert lane["calibration"]["n_tokens"]["n"] <= len(attempted)
+    # P(True) was asked in both option orders, and the stored figure is their mean
+    both = [r for r in greedy if r["ptrue_true_second"] is not None]
+    assert both and all(
+        r["conf_ptrue"] == pytest.approx((r["ptrue_true_first"] + r["ptrue_true_second"]) / 2)
+        for r in both
+    )
+    # confidence is read over the graded span: never more tokens than the answer has
+    assert all(r["span_tokens"] <= r["n_tokens"] for r in greedy)
     md = write(rep, tmp_path / "reports")
     text = md.read_text()
     assert "| base:few-shot |" in text and "t = 0.75" in text and "reliability.svg" in text
@@ -178,14 +195,17 @@ def test_probe_and_report_cli(tmp_path):
         [
             "probe",
             "--set",
-            "unknowable",
+            "all",
             "--limit",
-            "2",
+            "3",
             "--lanes",
-            "tuned:chat",
+            "base:few-shot,tuned:chat+abstain@0.75",
+            "--targets",
+            "0.5,0.9",
+            "--samples",
+            "1",
             "--max-tokens",
             "16",
-            "--no-ptrue",
             "--db",
             str(db),
         ],
@@ -196,7 +216,23 @@ def test_probe_and_report_cli(tmp_path):
     )
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["lanes"][0]["simpleqa"]["n"] == 2
+    lanes = [e["lane"] for e in data["lanes"]]
+    assert lanes == ["base:few-shot", "tuned:chat+abstain@0.5", "tuned:chat+abstain@0.9"]
+    assert all(e["simpleqa"]["n"] == 3 for e in data["lanes"])
+    assert [e["rule"]["t"] for e in data["lanes"][1:]] == [0.5, 0.9]
+    prov = data["provenance"]
+    assert prov["command"].startswith("playground probe --set all --lanes ")
+    assert "tuned:chat+abstain@0.5,tuned:chat+abstain@0.9" in prov["command"]
+    assert all(len(m["sha256"]) == 64 for m in prov["lanes"])
+    assert "cannot test whether post-training" in data["families_note"]
+    text = CliRunner().invoke(cli, ["report", "--db", str(db), "--output", str(tmp_path / "out")])
+    assert text.exit_code == 0
+    # every lane's chart has its title, the long abstain lanes included (issue 13 §6)
+    charted = [e["lane"] for e in data["lanes"] if e["calibration"]["conf_normalized"]["n"]]
+    assert "tuned:chat+abstain@0.9" in charted or "tuned:chat+abstain@0.5" in charted
+    for lane in charted:
+        assert f"{lane}: accuracy by" in text.output
+    assert "Reproduce: `playground probe" in text.output
     r = CliRunner().invoke(cli, ["report", "99", "--db", str(db)])
     assert r.exit_code == 1 and "no probe run 99" in r.output
     r = CliRunner().invoke(cli, ["probe", "--set", str(tmp_path / "missing.csv"), "--db", str(db)])
@@ -209,7 +245,7 @@ def test_validity_scores_true_above_false(tuned_model):
 
     facts = load_set("facts")[:6]
     sts = statements(facts, n_invented=3, seed=1)
-    assert sum(s.valid for s in sts) == 6 and sum(not s.valid for s in sts) == 9
+    assert sum(s.valid for s in sts) == 6 and sum(not s.valid for s in sts) == 6
     assert {s.kind for s in sts} == {"true", "swapped", "invented"}
     # The score is the length-normalized probability the model gives the text.
     import math
@@ -224,7 +260,7 @@ def test_validity_scores_true_above_false(tuned_model):
         tuned_model, Statement("The capital of France is Lima.", False, "swapped", "")
     )
     c = classify(tuned_model, sts)
-    assert 0 <= c["error"] <= 0.5 and c["auroc"] > 0.5
+    assert 0 <= c["fitted_error"] <= c["error"] <= 1 and c["auroc"] > 0.5
 
 
 @pytest.mark.slow
