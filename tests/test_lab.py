@@ -632,3 +632,34 @@ def test_a_failed_run_is_marked_error_not_running(tmp_path):
     assert r.exit_code == 1 and "Traceback" not in r.output
     run = get_run(SessionLog(db), None)
     assert run["status"] == "error" and "remote:chat" in run["error"]
+
+
+def test_a_terminated_probe_is_marked_error(misbehaving, tmp_path):  # noqa: F811
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    handler, url = misbehaving
+    handler.mode = "slow"  # the server pauses mid-answer: the run is going when it is stopped
+    catalog_with(tmp_path, url=url, remote_model="m")
+    db = tmp_path / "t.db"
+    cmd = [sys.executable, "-m", "playground.cli", "probe", "--set", "facts", "--limit", "3"]
+    cmd += ["--lanes", "remote:chat", "--models-dir", str(tmp_path), "--db", str(db)]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not handler.bodies and time.monotonic() < deadline:  # wait for the first request
+            time.sleep(0.05)
+        assert handler.bodies, "the probe never asked the server"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run = get_run(SessionLog(db), None)
+    assert run["status"] == "error" and run["error"].startswith(
+        "terminated; continue with --resume"
+    )

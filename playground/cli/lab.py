@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -73,6 +77,24 @@ def _progress_bar(console: Console):
         console=console,
         transient=False,
     )
+
+
+@contextlib.contextmanager
+def _terminated_as_exit() -> Iterator[None]:
+    """SIGTERM (`timeout`, `kill`) raises SystemExit while a run is going, so the run is marked
+    "error" (terminated) rather than left "running"."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _parse_targets(text: str | None) -> list[float]:
@@ -223,7 +245,7 @@ def probe(
         {"ptrue": s["ptrue"], "judge": s["judge_lane"]},
         {"command": command},
     )
-    with _progress_bar(Console(stderr=True)) as bar:
+    with _terminated_as_exit(), _progress_bar(Console(stderr=True)) as bar:
         task = bar.add_task("probe", total=len(probes) * (1 + s["samples"]), run=run_id, q="")
         run_probes(
             pg,

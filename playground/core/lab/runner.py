@@ -221,11 +221,16 @@ def run_probes(
     try:
         _run_probes(pg, log, run_id, probes, samples, max_tokens, seed, ptrue, judge, progress)
     except BaseException as e:
-        msg = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e) or type(e).__name__
+        if isinstance(e, KeyboardInterrupt):
+            msg = f"interrupted; continue with --resume {run_id}"
+        elif isinstance(e, SystemExit):
+            msg = f"terminated; continue with --resume {run_id}"
+        else:
+            msg = str(e) or type(e).__name__
         queries.update_probe_run(
             log, run_id, {"status": "error", "error": msg, "finished_at": now_iso()}
         )
-        if isinstance(e, LabError | KeyboardInterrupt):
+        if isinstance(e, LabError | KeyboardInterrupt | SystemExit):
             raise
         if isinstance(e, PlaygroundError):
             raise LabError(f"probe run {run_id} stopped: {e}") from e
