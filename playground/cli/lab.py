@@ -757,30 +757,38 @@ def interrogate(
             style="dim",
         )
     )
+    q = Table(title="Answers per question (greedy + samples)")
+    for col in ("question", "greedy", "right", "wrong", "none", "verdict"):
+        q.add_column(col, justify="right" if col in ("right", "wrong", "none") else "left")
+    for r in results:
+        q.add_row(
+            Text(visible(r["question"])),
+            r["greedy_grade"].replace("_", " "),
+            str(r["counts"]["correct"]),
+            str(r["counts"]["incorrect"]),
+            str(r["counts"]["not_attempted"]),
+            r["status"],
+        )
+    console.print(q)
     t = Table(
         title=visible(
-            f"Knowledge boundary of {lane_text}: {len(results)} questions × (1 greedy + {samples} sampled) answers"
-        ),
-        caption=f"Samples at temperature {temperature:g}, top-p {top_p:g}, top-k {top_k} (seed {seed} × 1000 + k). "
-        "Known: every informative answer right; unknown: none right; inconsistent: mixed.",
+            f"Knowledge boundary of {lane_text}: {len(results)} questions, {sum(answers.values())} answers "
+            f"({answers['correct']} right, {answers['incorrect']} wrong, {answers['not_attempted']} not attempted)"
+        )
     )
     for col in kinds:
         t.add_column(col, justify="right")
     t.add_row(*[f"{counts[k]} ({counts[k] / len(results):.0%})" for k in kinds])
     console.print(t)
-    a = Table(title=f"All {sum(answers.values())} answers graded against the snippets")
-    for col in ("correct", "incorrect", "not attempted"):
-        a.add_column(col, justify="right")
-    a.add_row(*[str(answers[o]) for o in outcomes])
-    console.print(a)
-    console.print(
-        Text(
-            visible(
-                f"{lane_text}: {lane.spec.model}, sha256 {sha or '-'}; reproduce: {shlex.join(command)}"
-            ),
-            style="dim",
-        )
-    )
+    model_id = lane.model_spec.id if lane.model_spec else lane.spec.model
+    for line in (
+        f"Each question: 1 greedy answer and {samples} samples at temperature {temperature:g}, "
+        f"top-p {top_p:g}, top-k {top_k} (sample k: seed {seed} × 1000 + k). Known: every "
+        "informative answer right; unknown: none right; inconsistent: mixed.",
+        f"{lane_text}: {model_id}, sha256 {sha or '-'}",
+        f"Reproduce: {shlex.join(command)}",
+    ):
+        console.print(Text(visible(line), style="dim"))
     click.echo(
         f"wrote {len(records)} SFT examples ({counts['unknown']} refusals, {counts['known']} answers) to {output}"
     )
