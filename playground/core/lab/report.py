@@ -27,6 +27,7 @@ from playground.core.lab.runner import (
     items,
     semantic_entropy,
 )
+from playground.core.lanespec import LaneSpecError, parse_lane
 
 # Signals that are probabilities: ECE, Brier, AUROC and a reliability diagram.
 SIGNALS = {
@@ -228,8 +229,6 @@ def build(log: SessionLog, run_id: int | None = None) -> Report:
         else:
             samples[(r["lane"], r["probe_id"])].append(r)
     lane_names: list[str] = json.loads(run["lanes"])
-    from playground.core.lanespec import parse_lane
-
     lanes: list[LaneReport] = []
     for lane in lane_names:
         greedy = by_lane.get(lane, [])
@@ -240,7 +239,7 @@ def build(log: SessionLog, run_id: int | None = None) -> Report:
             r["semantic_entropy"] = semantic_entropy(r, own)
         try:
             prompted = parse_lane(lane).abstain
-        except Exception:  # a lane spec written by an older version: no target known
+        except LaneSpecError:  # a lane spec written by an older version: no target known
             prompted = None
         sq = scores.simpleqa(outcomes)
         rates = refusal_rates([(r["type"], r["outcome"]) for r in greedy])
