@@ -17,15 +17,19 @@ confidence signals are computed over the same span. Within it:
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Final, Literal, TypedDict
+from pathlib import Path
+from typing import Any, Final, Literal, TypedDict
 
 from playground.core.facts import ascii_fold
-from playground.core.lab.probes import Probe, ProbeType
+from playground.core.lab.probes import TYPES, Probe, ProbeError, ProbeType
 
 # SimpleQA's outcomes for one answer.
 Outcome = Literal["correct", "incorrect", "not_attempted"]
@@ -218,7 +222,7 @@ def first_answer(text: str) -> str:
 def _clauses(span: str) -> list[str]:
     """Sentences and clauses (split at punctuation and at "but"/"however"/"although")."""
     parts = re.split(
-        r"(?<=[.!?;])\s+|,\s*|\s+(?=\b(?:but|however|although|though|whereas)\b)|\n",
+        r"(?<=[.!?;])\s+|(?:(?<!\d),|,(?!\d))\s*|\s+(?=\b(?:but|however|although|though|whereas)\b)|\n",
         span,
         flags=re.IGNORECASE,
     )
@@ -416,6 +420,12 @@ def _content_match(reader: _Reader, alias: str) -> bool:
     return neg_gold == any(w in NEGATIONS for w in reader.norms)
 
 
+def _bare(clause: str, probe: Probe) -> bool:
+    """A clause that is a bare answer (a few words beyond the question's own)."""
+    skip = {w for t in _tokens(probe.question) for w in t.norm.split()}
+    return len(_content(clause, skip)) <= 3 and len(normalize(clause).split()) <= 5
+
+
 def _grade_span(probe: Probe, span: str) -> tuple[Outcome, str, bool]:
     """(outcome, reason, abstained) of one answer span."""
     if not span.strip():
@@ -439,6 +449,9 @@ def _grade_span(probe: Probe, span: str) -> tuple[Outcome, str, bool]:
     if not mentions and any(_content_match(reader, g) for g in golds):
         positive = [_Mention(0, 0, "positive")]
     gold_spans = [(m.start, m.end) for m in mentions]
+    if positive and claims and not _Reader(claims[0]).mentions(golds) and _bare(claims[0], probe):
+        # "Spanish. Portuguese is also spoken.": the answer given first is another candidate
+        return INCORRECT, f"answers {claims[0]!r} first, not the gold answer", False
     if positive:
         for m in positive:
             other = reader.hedged(m, golds)
@@ -543,6 +556,112 @@ def refusal_rates(pairs: Iterable[tuple[ProbeType | str, Outcome | str]]) -> Ref
         "facts": len(fa),
         "facts_refused": facts_refused,
     }
+
+
+# -- grading responses from anywhere (`playground grade FILE`) ---------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    """One row of a responses file: the question as a probe, the response, a hand label if any."""
+
+    probe: Probe
+    response: str
+    label: str | None
+    where: str  # "FILE, line N"
+
+
+def _list(value: object, where: str, name: str, csv_text: bool) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str) and csv_text:
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ProbeError(f"{where}: {name!r} is not a JSON list ({e.msg})") from e
+        else:
+            value = text.split(";")
+    if isinstance(value, str):
+        value = value.split(";")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProbeError(f"{where}: {name!r} must be a list of strings")
+    return tuple(v.strip() for v in value if v.strip())
+
+
+def _response(row: dict[str, Any], where: str, i: int, csv_text: bool) -> Response:
+    q, resp, kind = row.get("question"), row.get("response"), row.get("type")
+    if not isinstance(q, str) or not q.strip():
+        raise ProbeError(f"{where}: 'question' is missing or empty")
+    if not isinstance(resp, str):
+        raise ProbeError(f"{where}: 'response' is missing or not text")
+    answers = _list(row.get("answers"), where, "answers", csv_text)
+    wrong = _list(row.get("incorrect_answers"), where, "incorrect_answers", csv_text)
+    if kind in (None, ""):
+        kind = "fact" if answers else "unknowable"
+    if not isinstance(kind, str) or kind.strip() not in TYPES:
+        raise ProbeError(f"{where}: 'type' must be one of {', '.join(TYPES)}, not {kind!r}")
+    kind = kind.strip()
+    if kind in ("fact", "letters") and not answers:
+        raise ProbeError(f"{where}: a {kind} question needs at least one answer")
+    if kind in UNANSWERABLE and answers:
+        raise ProbeError(f"{where}: an {kind} question has no gold answer; leave 'answers' empty")
+    label = row.get("label")
+    if label not in (None, "", CORRECT, INCORRECT, NOT_ATTEMPTED):
+        raise ProbeError(f"{where}: 'label' must be correct, incorrect or not_attempted")
+    meta: dict[str, Any] = {}
+    if kind == "letters" and q.strip().lower().startswith("how many"):
+        meta["task"] = "count"
+    probe = Probe(q.strip(), answers, kind, f"row-{i}", meta, wrong)  # type: ignore[arg-type]
+    return Response(probe, resp, label or None, where)
+
+
+def read_responses(path: Path) -> list[Response]:
+    """Rows of question, answers, type and response from a .jsonl or .csv file (unknown fields
+    ignored); a bad row is a ProbeError naming the file and line."""
+    if not path.is_file():
+        raise ProbeError(
+            f"{path}: not a regular file" if path.exists() else f"{path}: no such file"
+        )
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ProbeError(f"{path}: not UTF-8 text (byte {e.start})") from e
+    except OSError as e:
+        raise ProbeError(f"cannot read {path}: {e.strerror}") from e
+    out: list[Response] = []
+    if path.suffix.lower() in (".jsonl", ".json"):
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {n}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ProbeError(f"{where}: not valid JSON ({e.msg})") from e
+            if not isinstance(row, dict):
+                raise ProbeError(f"{where}: each line must be a JSON object")
+            out.append(_response(row, where, len(out), csv_text=False))
+    elif path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text), strict=True)
+        fields = reader.fieldnames or []
+        if "question" not in fields or "response" not in fields:
+            raise ProbeError(f"{path}, line 1: the header must name 'question' and 'response'")
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                raise ProbeError(f"{path}, line {start}: a quoted field is not closed ({e})") from e
+            out.append(_response(row, f"{path}, line {start}", len(out), csv_text=True))
+    else:
+        raise ProbeError(f"{path}: use a .csv or .jsonl file")
+    if not out:
+        raise ProbeError(f"{path}: no responses in the file")
+    return out
 
 
 JUDGE_PROMPT = """Grade the answer to a question against the gold answer.
