@@ -43,7 +43,8 @@ _ABSTAIN = re.compile(
     r"i am not (sure|certain|aware|familiar)|not sure|no idea|not familiar|unfamiliar|"
     r"(cannot|can't|can not|could not|couldn't|unable to|not able to|won't be able to)\s+"
     r"(answer|know|say|predict|tell|determine|provide|find|help|confirm|identify|access|see|"
-    r"count|read|guess|verify|browse|look)|no comment|"
+    r"count|read|guess|verify|browse|look)|no comment|never heard of|"
+    r"(do not|don't|dont|cannot|can't) (recogni[sz]e|place)|"
     r"(there is|there are|i know of) no \w+ (called|named|by that name)|"
     r"no (reliable |specific |available |public |accurate |verifiable |such |further )?"
     r"(information|data|details|record|records|knowledge|answer)|"
@@ -237,6 +238,8 @@ def _clauses(span: str) -> list[str]:
 
 def _content(text: str, skip: set[str]) -> list[str]:
     words = [w for t in _tokens(text) for w in t.norm.split() if w]
+    if len(words) == 1 and words[0] in STOPWORDS and words[0] not in skip:
+        return words  # a one-word answer such as "He." (helium) or "I." (iodine) claims it
     return [w for w in words if w not in STOPWORDS and w not in FILLER and w not in skip]
 
 
@@ -347,8 +350,27 @@ class _Reader:
                 and f"{self.norms[i - 1]} {' '.join(gold)}" not in longer
             ):
                 continue  # "East Germany" does not name "Germany" for West Germany
+            if self._longer_name(i, i + n, alias, longer):
+                continue  # "Leonardo DiCaprio" does not name "Leonardo" (da Vinci)
             found.append((i, i + n))
         return found
+
+    def _longer_name(self, i: int, j: int, alias: str, longer: set[str]) -> bool:
+        """A capitalized alias next to another capitalized word that no alias has: part of a
+        different, longer name ("Leonardo DiCaprio", "Emily Bronte" for Charlotte Bronte)."""
+        if not alias[:1].isupper():
+            return False
+        words = " ".join(self.norms[i:j])
+        for k, joined in ((j, f"{words} {{}}"), (i - 1, f"{{}} {words}")):
+            if not 0 <= k < len(self.norms) or self._boundary(min(k, i), max(k, j - 1)):
+                continue
+            raw = self.raws[k]
+            w = self.norms[k]
+            if not raw[:1].isupper() or w in STOPWORDS or w in FILLER or raw == "I":
+                continue
+            if not any(joined.format(w) in f" {x} " or joined.format(w) in x for x in longer):
+                return True
+        return False
 
     def status(self, i: int, j: int) -> Literal["positive", "negated", "reported"]:
         k = i - 1
@@ -473,7 +495,11 @@ def _grade_span(probe: Probe, span: str) -> tuple[Outcome, str, bool]:
     if not mentions and any(_content_match(reader, g) for g in golds):
         positive = [_Mention(0, 0, "positive")]
     gold_spans = [(m.start, m.end) for m in mentions]
-    if positive and claims and not _Reader(claims[0]).mentions(golds) and _bare(claims[0], probe):
+    gold_words = {
+        w for g in golds for w in normalize(g).split() if w not in STOPWORDS or " " not in g.strip()
+    }
+    first = set(normalize(claims[0]).split()) if claims else set()
+    if positive and claims and not first & gold_words and _bare(claims[0], probe):
         # "Spanish. Portuguese is also spoken.": the answer given first is another candidate
         return INCORRECT, f"answers {claims[0]!r} first, not the gold answer", False
     if positive:
