@@ -1,8 +1,13 @@
 """The hallucination lab: formulas with hand-computed expectations, probe sets, runs on real models."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from playground.cli import cli
 
 from playground.core.db import SessionLog
 from playground.core.lab import scores
@@ -10,11 +15,24 @@ from playground.core.lab.grading import (
     CORRECT,
     INCORRECT,
     NOT_ATTEMPTED,
+    equivalent,
+    extract_answer,
     grade,
     normalize,
+    read_responses,
+    refusal_rates,
     token_f1,
 )
-from playground.core.lab.probes import Probe, ProbeError, invented, letters, load_file, load_set
+from playground.core.lab.probes import (
+    Probe,
+    ProbeError,
+    describe,
+    invented,
+    letters,
+    load_file,
+    load_set,
+    sample,
+)
 from playground.core.lab.report import build, write
 from playground.core.lab.runner import get_run, run_probes, start_run
 from playground.core.lanespec import parse_lanes
@@ -122,6 +140,152 @@ def test_user_sets_and_their_errors(tmp_path):
     nohead.write_text("q,a\nx,y\n")
     with pytest.raises(ProbeError, match="line 1: the header must name a 'question' column"):
         load_file(nohead)
+
+
+def _fact(question, *answers, **meta):
+    return Probe(question, answers, "fact", "f", meta)
+
+
+GHOST = Probe("Who is Zyler Vance?", (), "invented", "i")
+
+
+def test_abstaining_on_the_unanswerable_scores_zero_not_one():
+    outcomes = [
+        grade(GHOST, "I don't know.")["outcome"],  # not attempted: 0
+        grade(GHOST, "Zyler Vance is a Canadian actor.")["outcome"],  # invented: wrong
+        grade(_fact("Capital of Peru?", "Lima"), "Lima.")["outcome"],  # right: +1
+        grade(_fact("Capital of Peru?", "Lima"), "I'm not sure.")["outcome"],  # not attempted
+    ]
+    assert outcomes == [NOT_ATTEMPTED, INCORRECT, CORRECT, NOT_ATTEMPTED]
+    # t = 0.75 (penalty 3): (0 - 3 + 1 + 0) / 4; before the fix the abstention scored +1
+    assert scores.target_score(outcomes, 0.75) == pytest.approx(-0.5)
+    rates = refusal_rates(
+        [("invented", NOT_ATTEMPTED), ("unknowable", INCORRECT), ("invented", NOT_ATTEMPTED)]
+        + [("fact", NOT_ATTEMPTED), ("fact", CORRECT), ("fact", INCORRECT), ("fact", CORRECT)]
+        + [("letters", NOT_ATTEMPTED)]
+    )
+    assert rates["correct_refusal"] == pytest.approx(2 / 3)
+    assert rates["false_acceptance"] == pytest.approx(1 / 3)
+    assert rates["false_refusal"] == pytest.approx(1 / 4)  # letters are not facts
+    assert (rates["unanswerable"], rates["refused"], rates["facts"], rates["facts_refused"]) == (
+        3,
+        2,
+        4,
+        1,
+    )
+    none = refusal_rates([("letters", CORRECT)])
+    assert none["correct_refusal"] is None and none["false_refusal"] is None
+
+
+@pytest.mark.parametrize(
+    ("probe", "text", "outcome"),
+    [
+        # containment without contradiction: a negated, hedged or reported gold is not a claim
+        (_fact("Capital of Switzerland?", "Bern"), "Geneva, not Bern.", INCORRECT),
+        (_fact("Capital of Switzerland?", "Bern"), "Bern, not Geneva.", CORRECT),
+        (_fact("Legs of an insect?", "6", "six"), "Eight legs, not six.", INCORRECT),
+        (_fact("Legs of a spider?", "8", "eight"), "Eight legs, not six.", CORRECT),
+        (_fact("Language of Brazil?", "Portuguese"), "Spanish or Portuguese.", INCORRECT),
+        (_fact("Language of Brazil?", "Portuguese"), "Spanish. Portuguese is also spoken.", INCORRECT),
+        (_fact("Language of Brazil?", "Portuguese"), "Portuguese, but I'm not sure.", CORRECT),
+        (
+            _fact("Who invented the telephone?", "Alexander Graham Bell", "Bell"),
+            "It is often attributed to Alexander Graham Bell, but Antonio Meucci invented it.",
+            INCORRECT,
+        ),
+        (
+            _fact("Who invented the telephone?", "Alexander Graham Bell", "Bell"),
+            "It is commonly credited to Alexander Graham Bell.",
+            CORRECT,
+        ),
+        # names and multi-word golds need the whole alias (F1 0.5 no longer passes)
+        (_fact("First US president?", "George Washington", "Washington"), "George Bush", INCORRECT),
+        (_fact("1954 World Cup?", "West Germany", "Germany"), "East Germany", INCORRECT),
+        (_fact("1954 World Cup?", "West Germany", "Germany"), "Germany won it.", CORRECT),
+        (_fact("Mona Lisa?", "Leonardo da Vinci", "Leonardo"), "Leonardo DiCaprio", INCORRECT),
+        # short golds are whole tokens, never the pronoun I
+        (_fact("Symbol of iodine?", "I"), "I don't know.", NOT_ATTEMPTED),
+        (_fact("Symbol of iodine?", "I"), "The symbol is I.", CORRECT),
+        (_fact("Symbol of helium?", "He"), "He.", CORRECT),
+        (_fact("Third letter of strawberry?", "r"), "The third letter is 'g'.", INCORRECT),
+        (_fact("Third letter of strawberry?", "r"), "The third letter is 'r'.", CORRECT),
+        (_fact("First letter of apple?", "a"), 'The first letter is "a".', CORRECT),
+        # numbers
+        (_fact("Boiling point of water?", "100"), "100.0", CORRECT),
+        (_fact("Meters in a km?", "1000"), "100.0", INCORRECT),
+        (_fact("Meters in a km?", "1000"), "1,000 meters.", CORRECT),
+        (_fact("Atomic number of carbon?", "6"), "Six.", CORRECT),
+        # the graded span is the first line
+        (_fact("Capital of Peru?", "Lima"), "Cusco.\nActually, the capital is Lima.", INCORRECT),
+        (_fact("Capital of Peru?", "Lima"), "I don't know if it is Lima.", NOT_ATTEMPTED),
+    ],
+)
+def test_grading_reads_the_whole_answer(probe, text, outcome):
+    g = grade(probe, text)
+    assert g["outcome"] == outcome, g["reason"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I couldn't find any information about Zyler Vance.",
+        "Zyler Vance is not a real person.",
+        "I'm not familiar with that name.",
+        "Unknown.",
+        "I don't have the ability to look that up.",
+        "There is no information about Zyler Vance.",
+        "I cannot answer that.",
+        "Nobody can know that.",
+    ],
+)
+def test_abstention_phrasings_are_not_attempted(text):
+    assert grade(GHOST, text)["outcome"] == NOT_ATTEMPTED
+
+
+def test_a_hedged_invention_is_an_attempt_and_wrong():
+    g = grade(GHOST, "She is an actress, but I'm not sure.")
+    assert g["outcome"] == INCORRECT and "actress" in g["reason"]
+
+
+def test_numbers_are_written_one_way():
+    assert normalize("100.0") == "100" and normalize("1,000") == "1000"
+    assert normalize("3.50 and three and twenty") == "3.5 and 3 and 20"
+    assert normalize("Washington, D.C.") == "washington dc"
+
+
+def test_grade_and_confidence_read_the_same_span():
+    text = "  Paris.\nIt is also the largest city.\n"
+    g = grade(_fact("Capital of France?", "Paris"), text)
+    assert g["span"] == (2, 8) and text[2:8] == "Paris." == extract_answer(text)
+    # tokens " ", " Paris", ".", "\n", "It": only the two that overlap chars 2..8 count
+    pieces = [(" ", -9.0), (" Paris", -0.5), (".", -0.25), ("\n", -3.0), ("It", -4.0)]
+    assert scores.span_logprobs(pieces, g["span"]) == [-0.5, -0.25]
+    assert grade(_fact("Capital?", "Paris"), "Answer:\nParis")["span"] == (0, 13)
+
+
+def test_equivalent_answers():
+    assert equivalent("Paris", "Paris, France.")
+    assert equivalent("I don't know.", "Unknown.")
+    assert not equivalent("George Bush", "George Washington")
+    assert not equivalent("East Germany", "West Germany")
+    assert not equivalent("Paris", "Paris or Lyon")
+    assert not equivalent("Paris", "not Paris")
+    assert not equivalent("I don't know.", "Paris")
+    assert equivalent("100.0", "100")
+
+
+LABELED = Path(__file__).parent / "data" / "grading_labeled.jsonl"
+
+
+def test_agreement_with_hand_labels():
+    rows = read_responses(LABELED)
+    assert len(rows) >= 150
+    kinds = {r.probe.type for r in rows}
+    assert kinds == {"fact", "invented", "unknowable", "letters"}
+    agree = [grade(r.probe, r.response)["outcome"] == r.label for r in rows]
+    share = sum(agree) / len(agree)
+    print(f"grader agrees with {sum(agree)} of {len(agree)} hand labels ({share:.1%})")
+    assert share >= 0.97
 
 
 @pytest.mark.slow
