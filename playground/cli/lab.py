@@ -55,13 +55,20 @@ def _resumed(log: SessionLog, resume_id: int, ptrue: bool, judge_lane: str | Non
     }
 
 
-def _drawn(chosen: list[Probe], everything: list[Probe], seed: int) -> None:
-    """Say on stderr what a --limit sample drew: counts per type."""
-    from playground.core.lab.probes import describe
+def _drawn(
+    chosen: list[Probe], everything: list[Probe], seed: int, by_category: bool = False
+) -> None:
+    """Say on stderr what a --limit sample drew: counts per type (or per category)."""
+    from playground.core.lab.probes import describe, stratum
 
     if len(chosen) < len(everything):
+        counts = (
+            ", ".join(f"{k} {v}" for k, v in Counter(stratum(p)[1] for p in chosen).items())
+            if by_category
+            else describe(chosen)
+        )
         click.echo(
-            f"drew {len(chosen)} of {len(everything)} questions (seed {seed}): {describe(chosen)}",
+            f"drew {len(chosen)} of {len(everything)} questions (seed {seed}): {visible(counts)}",
             err=True,
         )
 
@@ -132,14 +139,17 @@ def probe(resume_id, db_path, models_dir, base, tuned, search_backend, corpus_pa
         s = _resumed(log, resume_id, settings["ptrue"], settings["judge_lane"])
     everything = load_set(s["set_name"], s["seed"])
     probes = sample(everything, s["limit"], s["seed"])
-    _drawn(probes, everything, s["seed"])
     specs = parse_lanes(s["lanes_text"])
     pg = Playground(cat, specs, log, search_backend=search_backend, corpus_path=corpus_path)
     opt.check_lanes(pg)
+    _drawn(probes, everything, s["seed"])
     judge = None
     if s["judge_lane"]:
         pg_judge = Playground(cat, parse_lanes(s["judge_lane"]), None, pool=pg.pool)
-        opt.check_lanes(pg_judge)  # an unknown judge lane would record no verdicts at all
+        try:  # an unknown judge lane would record no verdicts at all
+            opt.check_lanes(pg_judge)
+        except PlaygroundError as e:
+            raise PlaygroundError(f"--judge {s['judge_lane']}: {e}") from e
         if len(pg_judge.lanes) != 1:
             raise PlaygroundError(f"--judge takes one lane, not {s['judge_lane']!r}")
         judge = make_judge(pg_judge)
@@ -385,11 +395,11 @@ def validity(
     cat = opt.catalog(models_dir, base, tuned)
     all_facts = [p for p in load_set(set_name, seed) if p.type == "fact"]
     facts = sample(all_facts, limit, seed)
-    _drawn(facts, all_facts, seed)
     ghosts = invented(n=n_invented, seed=seed)
     sts = statements(facts, n_invented, seed)
     pg = Playground(cat, parse_lanes(lanes_text), log)
     opt.check_lanes(pg)
+    _drawn(facts, all_facts, seed, by_category=True)
     questions = facts + ghosts
     with Console(stderr=True).status("generating answers…") as status:
         rows = compare(pg, questions, sts, max_tokens, status=status.update)
@@ -462,17 +472,16 @@ def interrogate(
 
     own_docs = bool(docs) and not use_corpus
     snippets = itg.from_docs(list(docs), limit, seed) if own_docs else itg.from_corpus(limit, seed)
-    click.echo(
-        f"drew {len(snippets)} questions (seed {seed}): "
-        + ", ".join(
-            f"{k} {v}" for k, v in Counter(itg.snippet_stratum(x)[1] for x in snippets).items()
-        ),
-        err=True,
-    )
     log = SessionLog(db_path or default_db_path())
     pg = Playground(opt.catalog(models_dir, base, tuned), parse_lanes(lane_text), log)
     if pg.lanes[0].model_spec is None:
         raise PlaygroundError(pg.lanes[0].error or "unknown model")
+    drawn = Counter(itg.snippet_stratum(x)[1] for x in snippets)
+    click.echo(
+        f"drew {len(snippets)} questions (seed {seed}): "
+        + visible(", ".join(f"{k} {v}" for k, v in drawn.items())),
+        err=True,
+    )
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("interrogating", total=len(snippets))
         results = itg.interrogate(
@@ -532,7 +541,7 @@ def grade_file(file, as_json):
         "correct": outcomes.count("correct"),
         "incorrect": outcomes.count("incorrect"),
         "not_attempted": outcomes.count("not_attempted"),
-        "target_scores": {f"{t:g}": target_score(outcomes, t) for t in TARGETS},
+        "target_scores": {f"{t:g}": round(target_score(outcomes, t), 6) for t in TARGETS},
     }
     if as_json:
         items = [{"outcome": g["outcome"], "reason": g["reason"]} for g in grades]

@@ -479,7 +479,7 @@ def _grade_span(probe: Probe, span: str) -> tuple[Outcome, str, bool]:
     claims, abstains, kept = _claims(span, question, golds)
     if probe.type in UNANSWERABLE:
         if claims:
-            return INCORRECT, f"claims {claims[0]!r} about something unknowable", abstains
+            return INCORRECT, f"claims {claims[0]!r}, but the question has no answer", abstains
         return NOT_ATTEMPTED, "abstains" if abstains else "claims nothing", abstains
     reader = _Reader(kept)
     reader.contrast = reader.contrast or any(w in CONTRAST for w in normalize(span).split())
