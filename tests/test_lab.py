@@ -218,6 +218,19 @@ def test_abstaining_on_the_unanswerable_scores_zero_not_one():
         (_fact("Meters in a km?", "1000"), "100.0", INCORRECT),
         (_fact("Meters in a km?", "1000"), "1,000 meters.", CORRECT),
         (_fact("Atomic number of carbon?", "6"), "Six.", CORRECT),
+        # a finished sentence of the question's own words is a claim; an unfinished one is not
+        (
+            _fact("What is the capital of Brazil?", "Brasilia"),
+            "Brazil is the capital of Brazil.",
+            INCORRECT,
+        ),
+        (_fact("What is the capital of Peru?", "Lima"), "The capital of Peru is", NOT_ATTEMPTED),
+        # denying that a real thing exists is a wrong claim, not an abstention
+        (
+            _fact("Who wrote Moby-Dick?", "Herman Melville"),
+            "Moby-Dick is a fictional book.",
+            INCORRECT,
+        ),
         # the graded span is the first line
         (_fact("Capital of Peru?", "Lima"), "Cusco.\nActually, the capital is Lima.", INCORRECT),
         (_fact("Capital of Peru?", "Lima"), "I don't know if it is Lima.", NOT_ATTEMPTED),

@@ -243,12 +243,30 @@ def _content(text: str, skip: set[str]) -> list[str]:
     return [w for w in words if w not in STOPWORDS and w not in FILLER and w not in skip]
 
 
+_DENY = re.compile(
+    r"\b((does not|doesn't|did not|didn't) exist|not (a )?real|fictional|made[- ]up)\b", re.I
+)
+# words an unfinished sentence ends with ("The capital of Peru is")
+_DANGLING = frozenset("is are was were be of the a an by in to for at on will would and or".split())
+
+
 def _abstaining(clause: str, golds: Iterable[str] = ()) -> bool:
     """The clause abstains (and is not a gold answer that reads like one: TruthfulQA's "There is
-    no evidence that ...")."""
+    no evidence that ..."). Where there is a gold answer, denying that the thing exists ("a
+    fictional character") is a claim, not an abstention."""
     if not _ABSTAIN.search(clause):
         return False
+    golds = list(golds)
+    if golds and _DENY.search(clause) and not _ABSTAIN.search(_DENY.sub("", clause)):
+        return False
     return not any(_ABSTAIN.search(g) and _Reader(clause).find(g) for g in golds)
+
+
+def _echo_claims(clause: str) -> bool:
+    """A finished sentence made only of the question's words still claims something
+    ("Brazil is the capital of Brazil."); an unfinished one or a bare name does not."""
+    words = [t.raw.lower() for t in _tokens(clause) if not t.punct]
+    return len(words) >= 3 and words[-1] not in _DANGLING
 
 
 def _claims(span: str, question: str, golds: Iterable[str] = ()) -> tuple[list[str], bool, str]:
@@ -267,7 +285,7 @@ def _claims(span: str, question: str, golds: Iterable[str] = ()) -> tuple[list[s
         kept.append(clause)
         if clause.rstrip().endswith("?"):
             continue
-        if _content(clause, skip):
+        if _content(clause, skip) or (skip and _echo_claims(clause)):
             claims.append(clause)
     return claims, abstains, " ; ".join(kept) if abstains else span
 
