@@ -252,6 +252,7 @@ def test_grading_reads_the_whole_answer(probe, text, outcome):
         "There is no information about Zyler Vance.",
         "I cannot answer that.",
         "Nobody can know that.",
+        "The population is unknown, as it has not been documented or studied.",
     ],
 )
 def test_abstention_phrasings_are_not_attempted(text):

@@ -278,8 +278,12 @@ def _claims(span: str, question: str, golds: Iterable[str] = ()) -> tuple[list[s
     claims: list[str] = []
     kept: list[str] = []
     abstains = False
+    prev = False
     for clause in _clauses(span):
-        if _abstaining(clause, golds):
+        # "... is unknown, as it has not been documented": the reason given belongs to it
+        why = prev and re.match(r"(as|because|since|so|which|given)\b", clause, re.I) is not None
+        prev = why or _abstaining(clause, golds)
+        if prev:
             abstains = True
             continue
         kept.append(clause)
