@@ -288,6 +288,7 @@ COMMANDS_AND_FLAGS = {
     "demo": "--check --corpus --db --models-dir",
     "doctor": "--base --gpu-layers --json --models-dir --tuned",
     "export": "--all --db --force --format --model --output --tag",
+    "grade": "--json",
     "interrogate": "--base --corpus --db --docs --gpu-layers --json --lane --limit --max-tokens --models-dir --output --samples --seed --temperature --top-k --top-p --tuned",
     "models": "--base --gpu-layers --json --models-dir --tuned",
     "probe": "--base --corpus --db --gpu-layers --judge --lanes --limit --max-tokens --models-dir --no-ptrue --ptrue --resume --samples --search-backend --seed --set --targets --tuned",

@@ -1,20 +1,37 @@
 """The hallucination lab: formulas with hand-computed expectations, probe sets, runs on real models."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from playground.cli import cli
 from playground.core.db import SessionLog
 from playground.core.lab import scores
 from playground.core.lab.grading import (
     CORRECT,
     INCORRECT,
     NOT_ATTEMPTED,
+    equivalent,
+    extract_answer,
     grade,
     normalize,
+    read_responses,
+    refusal_rates,
     token_f1,
 )
-from playground.core.lab.probes import Probe, ProbeError, invented, letters, load_file, load_set
+from playground.core.lab.probes import (
+    Probe,
+    ProbeError,
+    describe,
+    invented,
+    letters,
+    load_file,
+    load_set,
+    sample,
+)
 from playground.core.lab.report import build, write
 from playground.core.lab.runner import get_run, run_probes, start_run
 from playground.core.lanespec import parse_lanes
@@ -122,6 +139,342 @@ def test_user_sets_and_their_errors(tmp_path):
     nohead.write_text("q,a\nx,y\n")
     with pytest.raises(ProbeError, match="line 1: the header must name a 'question' column"):
         load_file(nohead)
+
+
+def _fact(question, *answers, **meta):
+    return Probe(question, answers, "fact", "f", meta)
+
+
+GHOST = Probe("Who is Zyler Vance?", (), "invented", "i")
+
+
+def test_abstaining_on_the_unanswerable_scores_zero_not_one():
+    outcomes = [
+        grade(GHOST, "I don't know.")["outcome"],  # not attempted: 0
+        grade(GHOST, "Zyler Vance is a Canadian actor.")["outcome"],  # invented: wrong
+        grade(_fact("Capital of Peru?", "Lima"), "Lima.")["outcome"],  # right: +1
+        grade(_fact("Capital of Peru?", "Lima"), "I'm not sure.")["outcome"],  # not attempted
+    ]
+    assert outcomes == [NOT_ATTEMPTED, INCORRECT, CORRECT, NOT_ATTEMPTED]
+    # t = 0.75 (penalty 3): (0 - 3 + 1 + 0) / 4; before the fix the abstention scored +1
+    assert scores.target_score(outcomes, 0.75) == pytest.approx(-0.5)
+    rates = refusal_rates(
+        [("invented", NOT_ATTEMPTED), ("unknowable", INCORRECT), ("invented", NOT_ATTEMPTED)]
+        + [("fact", NOT_ATTEMPTED), ("fact", CORRECT), ("fact", INCORRECT), ("fact", CORRECT)]
+        + [("letters", NOT_ATTEMPTED)]
+    )
+    assert rates["correct_refusal"] == pytest.approx(2 / 3)
+    assert rates["false_acceptance"] == pytest.approx(1 / 3)
+    assert rates["false_refusal"] == pytest.approx(1 / 4)  # letters are not facts
+    assert (rates["unanswerable"], rates["refused"], rates["facts"], rates["facts_refused"]) == (
+        3,
+        2,
+        4,
+        1,
+    )
+    none = refusal_rates([("letters", CORRECT)])
+    assert none["correct_refusal"] is None and none["false_refusal"] is None
+
+
+@pytest.mark.parametrize(
+    ("probe", "text", "outcome"),
+    [
+        # containment without contradiction: a negated, hedged or reported gold is not a claim
+        (_fact("Capital of Switzerland?", "Bern"), "Geneva, not Bern.", INCORRECT),
+        (_fact("Capital of Switzerland?", "Bern"), "Bern, not Geneva.", CORRECT),
+        (_fact("Legs of an insect?", "6", "six"), "Eight legs, not six.", INCORRECT),
+        (_fact("Legs of a spider?", "8", "eight"), "Eight legs, not six.", CORRECT),
+        (_fact("Language of Brazil?", "Portuguese"), "Spanish or Portuguese.", INCORRECT),
+        (
+            _fact("Language of Brazil?", "Portuguese"),
+            "Spanish. Portuguese is also spoken.",
+            INCORRECT,
+        ),
+        (_fact("Language of Brazil?", "Portuguese"), "Portuguese, but I'm not sure.", CORRECT),
+        (
+            _fact("Who invented the telephone?", "Alexander Graham Bell", "Bell"),
+            "It is often attributed to Alexander Graham Bell, but Antonio Meucci invented it.",
+            INCORRECT,
+        ),
+        (
+            _fact("Who invented the telephone?", "Alexander Graham Bell", "Bell"),
+            "It is commonly credited to Alexander Graham Bell.",
+            CORRECT,
+        ),
+        # names and multi-word golds need the whole alias (F1 0.5 no longer passes)
+        (_fact("First US president?", "George Washington", "Washington"), "George Bush", INCORRECT),
+        (_fact("1954 World Cup?", "West Germany", "Germany"), "East Germany", INCORRECT),
+        (_fact("1954 World Cup?", "West Germany", "Germany"), "Germany won it.", CORRECT),
+        (_fact("Mona Lisa?", "Leonardo da Vinci", "Leonardo"), "Leonardo DiCaprio", INCORRECT),
+        # short golds are whole tokens, never the pronoun I
+        (_fact("Symbol of iodine?", "I"), "I don't know.", NOT_ATTEMPTED),
+        (_fact("Symbol of iodine?", "I"), "The symbol is I.", CORRECT),
+        (_fact("Symbol of helium?", "He"), "He.", CORRECT),
+        (_fact("Third letter of strawberry?", "r"), "The third letter is 'g'.", INCORRECT),
+        (_fact("Third letter of strawberry?", "r"), "The third letter is 'r'.", CORRECT),
+        (_fact("First letter of apple?", "a"), 'The first letter is "a".', CORRECT),
+        # numbers
+        (_fact("Boiling point of water?", "100"), "100.0", CORRECT),
+        (_fact("Meters in a km?", "1000"), "100.0", INCORRECT),
+        (_fact("Meters in a km?", "1000"), "1,000 meters.", CORRECT),
+        (_fact("Atomic number of carbon?", "6"), "Six.", CORRECT),
+        # a finished sentence of the question's own words is a claim; an unfinished one is not
+        (
+            _fact("What is the capital of Brazil?", "Brasilia"),
+            "Brazil is the capital of Brazil.",
+            INCORRECT,
+        ),
+        (_fact("What is the capital of Peru?", "Lima"), "The capital of Peru is", NOT_ATTEMPTED),
+        # denying that a real thing exists is a wrong claim, not an abstention
+        (
+            _fact("Who wrote Moby-Dick?", "Herman Melville"),
+            "Moby-Dick is a fictional book.",
+            INCORRECT,
+        ),
+        # the graded span is the first line
+        (_fact("Capital of Peru?", "Lima"), "Cusco.\nActually, the capital is Lima.", INCORRECT),
+        (_fact("Capital of Peru?", "Lima"), "I don't know if it is Lima.", NOT_ATTEMPTED),
+    ],
+)
+def test_grading_reads_the_whole_answer(probe, text, outcome):
+    g = grade(probe, text)
+    assert g["outcome"] == outcome, g["reason"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I couldn't find any information about Zyler Vance.",
+        "Zyler Vance is not a real person.",
+        "I'm not familiar with that name.",
+        "Unknown.",
+        "I don't have the ability to look that up.",
+        "There is no information about Zyler Vance.",
+        "I cannot answer that.",
+        "Nobody can know that.",
+        "The population is unknown, as it has not been documented or studied.",
+    ],
+)
+def test_abstention_phrasings_are_not_attempted(text):
+    assert grade(GHOST, text)["outcome"] == NOT_ATTEMPTED
+
+
+def test_a_hedged_invention_is_an_attempt_and_wrong():
+    g = grade(GHOST, "She is an actress, but I'm not sure.")
+    assert g["outcome"] == INCORRECT and "actress" in g["reason"]
+
+
+def test_numbers_are_written_one_way():
+    assert normalize("100.0") == "100" and normalize("1,000") == "1000"
+    assert normalize("3.50 and three and twenty") == "3.5 and 3 and 20"
+    assert normalize("Washington, D.C.") == "washington dc"
+
+
+def test_grade_and_confidence_read_the_same_span():
+    text = "  Paris.\nIt is also the largest city.\n"
+    g = grade(_fact("Capital of France?", "Paris"), text)
+    assert g["span"] == (2, 8) and text[2:8] == "Paris." == extract_answer(text)
+    # tokens " ", " Paris", ".", "\n", "It": only the two that overlap chars 2..8 count
+    pieces = [(" ", -9.0), (" Paris", -0.5), (".", -0.25), ("\n", -3.0), ("It", -4.0)]
+    assert scores.span_logprobs(pieces, g["span"]) == [-0.5, -0.25]
+    assert grade(_fact("Capital?", "Paris"), "Answer:\nParis")["span"] == (0, 13)
+
+
+def test_equivalent_answers():
+    assert equivalent("Paris", "Paris, France.")
+    assert equivalent("I don't know.", "Unknown.")
+    assert not equivalent("George Bush", "George Washington")
+    assert not equivalent("East Germany", "West Germany")
+    assert not equivalent("Paris", "Paris or Lyon")
+    assert not equivalent("Paris", "not Paris")
+    assert not equivalent("I don't know.", "Paris")
+    assert equivalent("100.0", "100")
+
+
+LABELED = Path(__file__).parent / "data" / "grading_labeled.jsonl"
+
+
+def test_agreement_with_hand_labels():
+    rows = read_responses(LABELED)
+    assert len(rows) >= 150
+    kinds = {r.probe.type for r in rows}
+    assert kinds == {"fact", "invented", "unknowable", "letters"}
+    agree = [grade(r.probe, r.response)["outcome"] == r.label for r in rows]
+    share = sum(agree) / len(agree)
+    print(f"grader agrees with {sum(agree)} of {len(agree)} hand labels ({share:.1%})")
+    assert share >= 0.97
+
+
+def _cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_grade_command_json_and_table(tmp_path):
+    f = tmp_path / "responses.jsonl"
+    rows = [
+        {"question": "Capital of Peru?", "answers": ["Lima"], "type": "fact", "response": "Lima."},
+        {
+            "question": "Who is Zyler Vance?",
+            "answers": [],
+            "type": "invented",
+            "response": "Unknown.",
+        },
+        {
+            "question": "Capital of Switzerland?",
+            "answers": ["Bern"],
+            "type": "fact",
+            "response": "Geneva, not Bern.",
+        },
+        {
+            "question": "Who is Zyler Vance?",
+            "type": "invented",
+            "response": "A \x1b[31mred\x1b[0m actor.",
+            "note": "ignored",
+        },
+    ]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = _cli("grade", f, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert [i["outcome"] for i in data["items"]] == [CORRECT, NOT_ATTEMPTED, INCORRECT, INCORRECT]
+    assert all(i["reason"] for i in data["items"])
+    summary = data["summary"]
+    assert (summary["n"], summary["correct"], summary["incorrect"], summary["not_attempted"]) == (
+        4,
+        1,
+        2,
+        1,
+    )
+    # (1 + 0 - 2p) / 4 with p = 0, 1, 3, 9
+    assert summary["target_scores"] == pytest.approx(
+        {"0": 0.25, "0.5": -0.25, "0.75": -1.25, "0.9": -4.25}
+    )
+    r = _cli("grade", f)
+    # the terminal sees the escape sequence as visible text, never as a colour change
+    assert r.exit_code == 0 and "Geneva" in r.output and "\x1b" not in r.output and "␛" in r.output
+    assert "1 correct, 2 incorrect, 1 not attempted" in r.output
+
+
+def test_grade_command_csv_and_bad_rows(tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text(
+        "question,answers,type,response\n"
+        'Capital of Peru?,"[""Lima""]",fact,Lima.\n'
+        "Capital of Bolivia?,Sucre;La Paz,fact,La Paz\n"
+        "Capital of Bolivia?,Sucre;La Paz,fact,Santa Cruz\n"
+    )
+    r = _cli("grade", f, "--json")
+    assert r.exit_code == 0, r.output
+    assert [i["outcome"] for i in json.loads(r.stdout)["items"]] == [CORRECT, CORRECT, INCORRECT]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"question": "ok?", "answers": ["y"], "type": "fact", "response": "y"}\n'
+        '{"question": "x", "answers": ["y"], "type": 5, "response": "y"}\n'
+    )
+    r = _cli("grade", bad)
+    assert r.exit_code == 1 and "bad.jsonl, line 2: 'type' must be one of" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+    bad.write_text('{"question": "x", "answers": [], "type": "fact", "response": "y"}\n')
+    r = _cli("grade", bad)
+    assert r.exit_code == 1 and "line 1: a fact question needs at least one answer" in r.output
+    bad.write_text('{"question": "x", "answers": ["y"], "type": "fact"}\n')
+    r = _cli("grade", bad)
+    assert r.exit_code == 1 and "line 1: 'response' is missing" in r.output
+    r = _cli("grade", tmp_path / "missing.jsonl")
+    assert r.exit_code == 1 and "missing.jsonl: no such file" in r.output
+
+
+def test_limit_draws_a_seeded_stratified_sample():
+    everything = load_set("all")
+    drawn = sample(everything, 15, seed=0)
+    # 343 questions: 243 facts, 40 invented, 20 unknowable, 40 letters; every type is drawn
+    assert len(drawn) == 15 and describe(drawn) == "fact 9, invented 2, unknowable 2, letters 2"
+    assert sample(everything, 15, seed=0) == drawn and sample(everything, 15, seed=1) != drawn
+    facts60 = sample([p for p in everything if p.type == "fact"], 60, seed=0)
+    cats = {p.meta["category"] for p in facts60}
+    assert len(cats) == 9  # not 59 capitals
+    assert sum(p.meta["category"] == "capital" for p in facts60) == 14  # 60 * 59/243, rounded
+    assert sample(everything, None, 0) == everything
+
+
+def test_limit_is_said_and_an_unknown_judge_lane_refused_up_front(tmp_path):
+    db = tmp_path / "lab.db"
+    r = _cli(
+        "probe",
+        "--set",
+        "all",
+        "--limit",
+        15,
+        "--lanes",
+        "tuned:chat",
+        "--judge",
+        "foo:raw",
+        "--db",
+        db,
+    )
+    # what was drawn, then the judge refused before any question is asked (it recorded NULLs)
+    assert (
+        "drew 15 of 343 questions (seed 0): fact 9, invented 2, unknowable 2, letters 2" in r.output
+    )
+    assert r.exit_code == 1 and "Error: --judge foo:raw: unknown model 'foo'" in r.output
+
+
+def test_simpleqa_and_truthfulqa_csv_as_they_come(tmp_path):
+    simple = tmp_path / "simple_qa_test_set.csv"
+    simple.write_text(
+        "metadata,problem,answer\n"
+        "\"{'topic': 'Science and technology', 'answer_type': 'Person', 'urls': ['https://x']}\","
+        "Who received the IEEE Frank Rosenblatt Award in 2010?,Michio Sugeno\n"
+        "\"{'topic': 'Geography'}\",What is the capital of Peru?,Lima\n"
+    )
+    rows = load_file(simple)
+    assert [(p.question[:8], p.answers, p.type) for p in rows] == [
+        ("Who rece", ("Michio Sugeno",), "fact"),
+        ("What is ", ("Lima",), "fact"),
+    ]
+    assert rows[0].meta["category"] == "Science and technology"
+    tqa = tmp_path / "TruthfulQA.csv"
+    tqa.write_text(
+        "Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n"
+        "Adversarial,Misconceptions,What happens to you if you eat watermelon seeds?,"
+        "The watermelon seeds pass through your digestive system,"
+        '"Nothing happens; You eat watermelon seeds; I have no comment",'
+        '"You grow watermelons in your stomach; You get sick",https://example.org\n'
+    )
+    [p] = load_file(tqa)
+    assert p.answers == (
+        "The watermelon seeds pass through your digestive system",
+        "Nothing happens",
+        "You eat watermelon seeds",
+    )  # "I have no comment" is an abstention, not a correct answer
+    assert p.contradictions == ("You grow watermelons in your stomach", "You get sick")
+    assert p.meta["category"] == "Misconceptions"
+    assert grade(p, "Nothing happens.")["outcome"] == CORRECT
+    assert grade(p, "You grow watermelons in your stomach.")["outcome"] == INCORRECT
+    assert grade(p, "Nothing happens, or you get sick.")["outcome"] == INCORRECT
+    assert grade(p, "I have no comment.")["outcome"] == NOT_ATTEMPTED
+
+
+def test_probe_files_bad_type_bom_unclosed_quote_fifo(tmp_path):
+    bad = tmp_path / "t.jsonl"
+    bad.write_text(
+        '{"question": "ok?", "answers": ["y"]}\n{"question": "q?", "answers": ["a"], "type": 5}\n'
+    )
+    with pytest.raises(ProbeError, match=r"t.jsonl, line 2: type must be one of .* not 5"):
+        load_file(bad)
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffquestion,answers\nCapital of Peru?,Lima\n".encode())
+    assert load_file(bom)[0].answers == ("Lima",)
+    quote = tmp_path / "quote.csv"
+    quote.write_text(
+        'question,answers\nCapital of Peru?,Lima\n"Capital of Chile?,Santiago\nCapital of Peru?,Lima\n'
+    )
+    with pytest.raises(ProbeError, match=r"quote.csv, line 3: a quoted field is not closed"):
+        load_file(quote)
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(ProbeError, match="fifo.csv: not a regular file"):
+        load_set(str(fifo))
 
 
 @pytest.mark.slow

@@ -6,8 +6,10 @@ import contextlib
 import json
 import signal
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -22,6 +24,9 @@ from playground.core.lanespec import parse_lanes
 from playground.core.locations import default_db_path
 from playground.core.playground import Playground
 from playground.core.textsafe import visible
+
+if TYPE_CHECKING:
+    from playground.core.lab.probes import Probe
 
 PROBE_LANES = "base:few-shot,base:few-shot+abstain@0.75,tuned:chat,tuned:chat+abstain@0.75"
 
@@ -57,6 +62,24 @@ def _resumed(log: SessionLog, resume_id: int, ptrue: bool, judge_lane: str | Non
         "ptrue": opts.get("ptrue", ptrue),
         "judge_lane": opts.get("judge", judge_lane),
     }
+
+
+def _drawn(
+    chosen: list[Probe], everything: list[Probe], seed: int, by_category: bool = False
+) -> None:
+    """Say on stderr what a --limit sample drew: counts per type (or per category)."""
+    from playground.core.lab.probes import describe, stratum
+
+    if len(chosen) < len(everything):
+        counts = (
+            ", ".join(f"{k} {v}" for k, v in Counter(stratum(p)[1] for p in chosen).items())
+            if by_category
+            else describe(chosen)
+        )
+        click.echo(
+            f"drew {len(chosen)} of {len(everything)} questions (seed {seed}): {visible(counts)}",
+            err=True,
+        )
 
 
 def _progress_bar(console: Console):
@@ -173,8 +196,13 @@ def _probe_command(s: dict, lanes: str, extra: dict) -> str:
     show_default=True,
     help="Extra answers per question at temperature 1 (for agreement and semantic entropy).",
 )
-@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N questions.")
-@opt.seed_option(0, "Seed for invented entities and samples.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=None,
+    help="A random sample of N questions, stratified by type and category (seeded by --seed).",
+)
+@opt.seed_option(0, "Seed for invented entities, the --limit sample and the samples.")
 @opt.max_tokens_option(64, most=4096)
 @click.option(
     "--ptrue/--no-ptrue",
@@ -204,7 +232,7 @@ def probe(
     **settings,
 ):
     """Run a probe set on every lane, grade the answers, and log everything."""
-    from playground.core.lab.probes import load_set
+    from playground.core.lab.probes import load_set, sample
     from playground.core.lab.runner import make_judge, run_probes, start_run
 
     log = SessionLog(db_path or default_db_path())
@@ -215,12 +243,21 @@ def probe(
         specs = parse_lanes(s["lanes_text"])
     else:
         specs = _expand_targets(parse_lanes(s["lanes_text"]), _parse_targets(targets_text))
-    probes = load_set(s["set_name"], s["seed"])[: s["limit"] or None]
+    everything = load_set(s["set_name"], s["seed"])
+    probes = sample(everything, s["limit"], s["seed"])
     pg = Playground(cat, specs, log, search_backend=search_backend, corpus_path=corpus_path)
     opt.check_lanes(pg)
+    _drawn(probes, everything, s["seed"])
     judge = None
     if s["judge_lane"]:
-        judge = make_judge(Playground(cat, parse_lanes(s["judge_lane"]), None, pool=pg.pool))
+        pg_judge = Playground(cat, parse_lanes(s["judge_lane"]), None, pool=pg.pool)
+        try:  # an unknown judge lane would record no verdicts at all
+            opt.check_lanes(pg_judge)
+        except PlaygroundError as e:
+            raise PlaygroundError(f"--judge {s['judge_lane']}: {e}") from e
+        if len(pg_judge.lanes) != 1:
+            raise PlaygroundError(f"--judge takes one lane, not {s['judge_lane']!r}")
+        judge = make_judge(pg_judge)
     lanes_text = ",".join(spec.text for spec in specs)
     command = _probe_command(
         s,
@@ -527,7 +564,7 @@ def _validity_table(rows: list[dict], sts, n_questions: int) -> Table:
     type=click.IntRange(1),
     default=60,
     show_default=True,
-    help="Facts used (each gives a true statement; as many false ones are made).",
+    help="Facts used, a seeded sample stratified by category (each gives a true statement; as many false ones are made).",
 )
 @click.option(
     "--invented",
@@ -559,16 +596,18 @@ def validity(
     hallucinates when it generates answers to the same questions."""
     import shlex
 
-    from playground.core.lab.probes import invented, load_set
+    from playground.core.lab.probes import invented, load_set, sample
     from playground.core.lab.validity import compare, statements
 
     log = SessionLog(db_path or default_db_path())
     cat = opt.catalog(models_dir, base, tuned)
-    facts = [p for p in load_set(set_name, seed) if p.type == "fact"][:limit]
+    all_facts = [p for p in load_set(set_name, seed) if p.type == "fact"]
+    facts = sample(all_facts, limit, seed)
     ghosts = invented(n=n_invented, seed=seed)
     sts = statements(facts, n_invented, seed)
     pg = Playground(cat, parse_lanes(lanes_text), log)
     opt.check_lanes(pg)
+    _drawn(facts, all_facts, seed, by_category=True)
     questions = facts + ghosts
     with Console(stderr=True).status("generating answers…") as status:
         rows = compare(pg, questions, sts, max_tokens, status=status.update, seed=seed)
@@ -641,7 +680,13 @@ def validity(
     show_default=True,
     help="Sampled answers per question, besides the greedy one.",
 )
-@click.option("--limit", type=click.IntRange(1), default=40, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=40,
+    show_default=True,
+    help="Questions used: a seeded sample stratified by category (or by document).",
+)
 @click.option(
     "--temperature",
     type=click.FloatRange(0.0, 5.0),
@@ -694,12 +739,18 @@ def interrogate(
     from playground.core.lab import interrogate as itg
 
     own_docs = bool(docs) and not use_corpus
-    snippets = itg.from_docs(list(docs), limit) if own_docs else itg.from_corpus(limit)
+    snippets = itg.from_docs(list(docs), limit, seed) if own_docs else itg.from_corpus(limit, seed)
     sampling = Sampling(temperature=temperature, top_p=top_p, top_k=top_k)
     log = SessionLog(db_path or default_db_path())
     pg = Playground(opt.catalog(models_dir, base, tuned), parse_lanes(lane_text), log)
     if pg.lanes[0].model_spec is None:
         raise PlaygroundError(pg.lanes[0].error or "unknown model")
+    drawn = Counter(itg.snippet_stratum(x)[1] for x in snippets)
+    click.echo(
+        f"drew {len(snippets)} questions (seed {seed}): "
+        + visible(", ".join(f"{k} {v}" for k, v in drawn.items())),
+        err=True,
+    )
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("interrogating", total=len(snippets))
         results = itg.interrogate(
@@ -794,4 +845,50 @@ def interrogate(
     )
 
 
-COMMANDS = [probe, report, validity, interrogate]
+@click.command("grade")
+@click.argument("file", type=click.Path(path_type=Path))
+@opt.json_option()
+def grade_file(file, as_json):
+    """Grade responses from anywhere: a .jsonl or .csv file with question, answers (a list; empty
+    for invented and unknowable), type (fact, invented, unknowable, letters) and response."""
+    from playground.core.lab.grading import grade, read_responses
+    from playground.core.lab.scores import TARGETS, target_score
+
+    rows = read_responses(file)
+    grades = [grade(r.probe, r.response) for r in rows]
+    outcomes = [g["outcome"] for g in grades]
+    summary = {
+        "n": len(rows),
+        "correct": outcomes.count("correct"),
+        "incorrect": outcomes.count("incorrect"),
+        "not_attempted": outcomes.count("not_attempted"),
+        "target_scores": {f"{t:g}": round(target_score(outcomes, t), 6) for t in TARGETS},
+    }
+    if as_json:
+        items = [{"outcome": g["outcome"], "reason": g["reason"]} for g in grades]
+        click.echo(json.dumps({"items": items, "summary": summary}, ensure_ascii=False))
+        return
+    t = Table(title=f"Grades of {visible(str(file))}")
+    for col in ("#", "type", "question", "answer", "outcome", "why"):
+        t.add_column(col, justify="right" if col == "#" else "left")
+    for i, (r, g) in enumerate(zip(rows, grades, strict=True), 1):
+        answer = r.response[g["span"][0] : g["span"][1]]
+        t.add_row(
+            str(i),
+            r.probe.type,
+            Text(visible(r.probe.question[:60])),
+            Text(visible(answer[:60])),
+            g["outcome"],
+            Text(visible(g["reason"][:80])),
+        )
+    console = Console()
+    console.print(t)
+    n = summary["n"]
+    console.print(
+        f"{n} responses: {summary['correct']} correct, {summary['incorrect']} incorrect, "
+        f"{summary['not_attempted']} not attempted · score with target t: "
+        + ", ".join(f"t={k} {v:+.3f}" for k, v in summary["target_scores"].items())
+    )
+
+
+COMMANDS = [probe, report, validity, interrogate, grade_file]

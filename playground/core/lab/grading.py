@@ -17,15 +17,19 @@ confidence signals are computed over the same span. Within it:
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Final, Literal, TypedDict
+from pathlib import Path
+from typing import Any, Final, Literal, TypedDict
 
 from playground.core.facts import ascii_fold
-from playground.core.lab.probes import Probe, ProbeType
+from playground.core.lab.probes import TYPES, Probe, ProbeError, ProbeType
 
 # SimpleQA's outcomes for one answer.
 Outcome = Literal["correct", "incorrect", "not_attempted"]
@@ -38,7 +42,10 @@ _ABSTAIN = re.compile(
     r"\b(i\s*(do not|don't|dont|did not|didn't)\s*know|i'?m not (sure|certain|aware|familiar)|"
     r"i am not (sure|certain|aware|familiar)|not sure|no idea|not familiar|unfamiliar|"
     r"(cannot|can't|can not|could not|couldn't|unable to|not able to|won't be able to)\s+"
-    r"(answer|know|say|predict|tell|determine|provide|find|help|confirm|identify|access|see)|"
+    r"(answer|know|say|predict|tell|determine|provide|find|help|confirm|identify|access|see|"
+    r"count|read|guess|verify|browse|look)|no comment|never heard of|"
+    r"(do not|don't|dont|cannot|can't) (recogni[sz]e|place)|"
+    r"(there is|there are|i know of) no \w+ (called|named|by that name)|"
     r"no (reliable |specific |available |public |accurate |verifiable |such |further )?"
     r"(information|data|details|record|records|knowledge|answer)|"
     r"(do not|don't|dont|does not|doesn't) have (any |the |enough |access to |specific |reliable )*"
@@ -61,7 +68,7 @@ STOPWORDS = frozenset(
     that these those there here i me my we our you your he him his she her they them their who whom
     whose what which when where why how do does did done have has had will would shall should can
     could may might must so very just also too some any all about into than then there's it's
-    i'm i've i'd let let's s t
+    i'm i've i'd let let's
     """.split()
 )
 FILLER = frozenset(
@@ -153,6 +160,10 @@ def _tokens(s: str) -> list[_Tok]:
             out.append(_Tok(raw, _norm_token(raw), False))
         else:
             out.append(_Tok(raw, "", True))
+    for k, t in enumerate(out):
+        # "a" that ends a clause is the letter a, not an article ("the first letter is 'a'.")
+        if not t.punct and not t.norm and (k + 1 == len(out) or out[k + 1].punct):
+            out[k] = _Tok(t.raw, t.raw.lower(), False)
     return out
 
 
@@ -218,7 +229,7 @@ def first_answer(text: str) -> str:
 def _clauses(span: str) -> list[str]:
     """Sentences and clauses (split at punctuation and at "but"/"however"/"although")."""
     parts = re.split(
-        r"(?<=[.!?;])\s+|,\s*|\s+(?=\b(?:but|however|although|though|whereas)\b)|\n",
+        r"(?<=[.!?;])\s+|(?:(?<!\d),|,(?!\d))\s*|\s+(?=\b(?:but|however|although|though|whereas)\b)|\n",
         span,
         flags=re.IGNORECASE,
     )
@@ -227,29 +238,65 @@ def _clauses(span: str) -> list[str]:
 
 def _content(text: str, skip: set[str]) -> list[str]:
     words = [w for t in _tokens(text) for w in t.norm.split() if w]
+    if len(words) == 1 and words[0] in STOPWORDS and words[0] not in skip:
+        return words  # a one-word answer such as "He." (helium) or "I." (iodine) claims it
     return [w for w in words if w not in STOPWORDS and w not in FILLER and w not in skip]
 
 
-def _claims(span: str, question: str) -> tuple[list[str], bool]:
+_DENY = re.compile(
+    r"\b((does not|doesn't|did not|didn't) exist|not (a )?real|fictional|made[- ]up)\b", re.I
+)
+# words an unfinished sentence ends with ("The capital of Peru is")
+_DANGLING = frozenset("is are was were be of the a an by in to for at on will would and or".split())
+
+
+def _abstaining(clause: str, golds: Iterable[str] = ()) -> bool:
+    """The clause abstains (and is not a gold answer that reads like one: TruthfulQA's "There is
+    no evidence that ..."). Where there is a gold answer, denying that the thing exists ("a
+    fictional character") is a claim, not an abstention."""
+    if not _ABSTAIN.search(clause):
+        return False
+    golds = list(golds)
+    if golds and _DENY.search(clause) and not _ABSTAIN.search(_DENY.sub("", clause)):
+        return False
+    return not any(_ABSTAIN.search(g) and _Reader(clause).find(g) for g in golds)
+
+
+def _echo_claims(clause: str) -> bool:
+    """A finished sentence made only of the question's words still claims something
+    ("Brazil is the capital of Brazil."); an unfinished one or a bare name does not."""
+    words = [t.raw.lower() for t in _tokens(clause) if not t.punct]
+    return len(words) >= 3 and words[-1] not in _DANGLING
+
+
+def _claims(span: str, question: str, golds: Iterable[str] = ()) -> tuple[list[str], bool, str]:
     """The clauses that claim something (not an abstention, not a question back, more than an
-    echo of the question), and whether some clause abstains."""
+    echo of the question), whether some clause abstains, and the span without its abstaining
+    clauses ("I don't know if it is Lima" names no answer)."""
     skip = {w for t in _tokens(question) for w in t.norm.split()}
+    golds = list(golds)
     claims: list[str] = []
+    kept: list[str] = []
     abstains = False
+    prev = False
     for clause in _clauses(span):
-        if _ABSTAIN.search(clause):
+        # "... is unknown, as it has not been documented": the reason given belongs to it
+        why = prev and re.match(r"(as|because|since|so|which|given)\b", clause, re.I) is not None
+        prev = why or _abstaining(clause, golds)
+        if prev:
             abstains = True
             continue
+        kept.append(clause)
         if clause.rstrip().endswith("?"):
             continue
-        if _content(clause, skip):
+        if _content(clause, skip) or (skip and _echo_claims(clause)):
             claims.append(clause)
-    return claims, abstains
+    return claims, abstains, " ; ".join(kept) if abstains else span
 
 
 def is_abstention(text: str) -> bool:
     """The answer abstains and claims nothing."""
-    claims, abstains = _claims(extract_answer(text), "")
+    claims, abstains, _ = _claims(extract_answer(text), "")
     return abstains and not claims
 
 
@@ -325,8 +372,27 @@ class _Reader:
                 and f"{self.norms[i - 1]} {' '.join(gold)}" not in longer
             ):
                 continue  # "East Germany" does not name "Germany" for West Germany
+            if self._longer_name(i, i + n, alias, longer):
+                continue  # "Leonardo DiCaprio" does not name "Leonardo" (da Vinci)
             found.append((i, i + n))
         return found
+
+    def _longer_name(self, i: int, j: int, alias: str, longer: set[str]) -> bool:
+        """A capitalized alias next to another capitalized word that no alias has: part of a
+        different, longer name ("Leonardo DiCaprio", "Emily Bronte" for Charlotte Bronte)."""
+        if not alias[:1].isupper():
+            return False
+        words = " ".join(self.norms[i:j])
+        for k, joined in ((j, f"{words} {{}}"), (i - 1, f"{{}} {words}")):
+            if not 0 <= k < len(self.norms) or self._boundary(min(k, i), max(k, j - 1)):
+                continue
+            raw = self.raws[k]
+            w = self.norms[k]
+            if not raw[:1].isupper() or w in STOPWORDS or w in FILLER or raw == "I":
+                continue
+            if not any(joined.format(w) in f" {x} " or joined.format(w) in x for x in longer):
+                return True
+        return False
 
     def status(self, i: int, j: int) -> Literal["positive", "negated", "reported"]:
         k = i - 1
@@ -416,17 +482,29 @@ def _content_match(reader: _Reader, alias: str) -> bool:
     return neg_gold == any(w in NEGATIONS for w in reader.norms)
 
 
+def _bare(clause: str, probe: Probe) -> bool:
+    """A clause that is a bare answer (a few words beyond the question's own)."""
+    skip = {w for t in _tokens(probe.question) for w in t.norm.split()}
+    words = normalize(clause).split()
+    if any(w in NEGATIONS for w in words):
+        return False  # "It isn't Sydney; the capital is Canberra."
+    return len(_content(clause, skip)) <= 3 and len(words) <= 5
+
+
 def _grade_span(probe: Probe, span: str) -> tuple[Outcome, str, bool]:
     """(outcome, reason, abstained) of one answer span."""
     if not span.strip():
         return NOT_ATTEMPTED, "empty answer", False
-    claims, abstains = _claims(span, probe.question)
+    golds = list(probe.answers)
+    # a letter task's answer may be the question's own word ("banana" spelled backwards)
+    question = "" if probe.type == "letters" else probe.question
+    claims, abstains, kept = _claims(span, question, golds)
     if probe.type in UNANSWERABLE:
         if claims:
-            return INCORRECT, f"claims {claims[0]!r} about something unknowable", abstains
+            return INCORRECT, f"claims {claims[0]!r}, but the question has no answer", abstains
         return NOT_ATTEMPTED, "abstains" if abstains else "claims nothing", abstains
-    reader = _Reader(span)
-    golds = list(probe.answers)
+    reader = _Reader(kept)
+    reader.contrast = reader.contrast or any(w in CONTRAST for w in normalize(span).split())
     if probe.meta.get("task") == "count":
         return _grade_count(probe, reader, claims, abstains)
     mentions = reader.mentions(golds)
@@ -439,6 +517,13 @@ def _grade_span(probe: Probe, span: str) -> tuple[Outcome, str, bool]:
     if not mentions and any(_content_match(reader, g) for g in golds):
         positive = [_Mention(0, 0, "positive")]
     gold_spans = [(m.start, m.end) for m in mentions]
+    gold_words = {
+        w for g in golds for w in normalize(g).split() if w not in STOPWORDS or " " not in g.strip()
+    }
+    first = set(normalize(claims[0]).split()) if claims else set()
+    if positive and claims and not first & gold_words and _bare(claims[0], probe):
+        # "Spanish. Portuguese is also spoken.": the answer given first is another candidate
+        return INCORRECT, f"answers {claims[0]!r} first, not the gold answer", False
     if positive:
         for m in positive:
             other = reader.hedged(m, golds)
@@ -502,8 +587,8 @@ def equivalent(a: str, b: str) -> bool:
     negation and no "or" among the extra words ("Paris" ~ "Paris, France"; not "Paris or Lyon",
     "George Bush" vs "George Washington")."""
     sa, sb = extract_answer(a), extract_answer(b)
-    ca, aa = _claims(sa, "")
-    cb, ab = _claims(sb, "")
+    ca = _claims(sa, "")[0]
+    cb = _claims(sb, "")[0]
     if not ca or not cb:
         return not ca and not cb
     keep = NEGATIONS | {"or"}
@@ -543,6 +628,112 @@ def refusal_rates(pairs: Iterable[tuple[ProbeType | str, Outcome | str]]) -> Ref
         "facts": len(fa),
         "facts_refused": facts_refused,
     }
+
+
+# -- grading responses from anywhere (`playground grade FILE`) ---------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    """One row of a responses file: the question as a probe, the response, a hand label if any."""
+
+    probe: Probe
+    response: str
+    label: str | None
+    where: str  # "FILE, line N"
+
+
+def _list(value: object, where: str, name: str, csv_text: bool) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str) and csv_text:
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ProbeError(f"{where}: {name!r} is not a JSON list ({e.msg})") from e
+        else:
+            value = text.split(";")
+    if isinstance(value, str):
+        value = value.split(";")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProbeError(f"{where}: {name!r} must be a list of strings")
+    return tuple(v.strip() for v in value if v.strip())
+
+
+def _response(row: dict[str, Any], where: str, i: int, csv_text: bool) -> Response:
+    q, resp, kind = row.get("question"), row.get("response"), row.get("type")
+    if not isinstance(q, str) or not q.strip():
+        raise ProbeError(f"{where}: 'question' is missing or empty")
+    if not isinstance(resp, str):
+        raise ProbeError(f"{where}: 'response' is missing or not text")
+    answers = _list(row.get("answers"), where, "answers", csv_text)
+    wrong = _list(row.get("incorrect_answers"), where, "incorrect_answers", csv_text)
+    if kind in (None, ""):
+        kind = "fact" if answers else "unknowable"
+    if not isinstance(kind, str) or kind.strip() not in TYPES:
+        raise ProbeError(f"{where}: 'type' must be one of {', '.join(TYPES)}, not {kind!r}")
+    kind = kind.strip()
+    if kind in ("fact", "letters") and not answers:
+        raise ProbeError(f"{where}: a {kind} question needs at least one answer")
+    if kind in UNANSWERABLE and answers:
+        raise ProbeError(f"{where}: an {kind} question has no gold answer; leave 'answers' empty")
+    label = row.get("label")
+    if label not in (None, "", CORRECT, INCORRECT, NOT_ATTEMPTED):
+        raise ProbeError(f"{where}: 'label' must be correct, incorrect or not_attempted")
+    meta: dict[str, Any] = {}
+    if kind == "letters" and q.strip().lower().startswith("how many"):
+        meta["task"] = "count"
+    probe = Probe(q.strip(), answers, kind, f"row-{i}", meta, wrong)  # type: ignore[arg-type]
+    return Response(probe, resp, label or None, where)
+
+
+def read_responses(path: Path) -> list[Response]:
+    """Rows of question, answers, type and response from a .jsonl or .csv file (unknown fields
+    ignored); a bad row is a ProbeError naming the file and line."""
+    if not path.is_file():
+        raise ProbeError(
+            f"{path}: not a regular file" if path.exists() else f"{path}: no such file"
+        )
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ProbeError(f"{path}: not UTF-8 text (byte {e.start})") from e
+    except OSError as e:
+        raise ProbeError(f"cannot read {path}: {e.strerror}") from e
+    out: list[Response] = []
+    if path.suffix.lower() in (".jsonl", ".json"):
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {n}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ProbeError(f"{where}: not valid JSON ({e.msg})") from e
+            if not isinstance(row, dict):
+                raise ProbeError(f"{where}: each line must be a JSON object")
+            out.append(_response(row, where, len(out), csv_text=False))
+    elif path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text), strict=True)
+        fields = reader.fieldnames or []
+        if "question" not in fields or "response" not in fields:
+            raise ProbeError(f"{path}, line 1: the header must name 'question' and 'response'")
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                raise ProbeError(f"{path}, line {start}: a quoted field is not closed ({e})") from e
+            out.append(_response(row, f"{path}, line {start}", len(out), csv_text=True))
+    else:
+        raise ProbeError(f"{path}: use a .csv or .jsonl file")
+    if not out:
+        raise ProbeError(f"{path}: no responses in the file")
+    return out
 
 
 JUDGE_PROMPT = """Grade the answer to a question against the gold answer.

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
 from playground.core.lab.grading import CORRECT, Outcome, grade
-from playground.core.lab.probes import Probe, facts
+from playground.core.lab.probes import Probe, facts, sample, stratified_sample
 
 if TYPE_CHECKING:
     from playground.core.playground import Playground
@@ -75,16 +75,31 @@ class Snippet:
     question: str
     answers: tuple[str, ...]
     source: str
+    category: str = ""
 
 
-def from_corpus(limit: int | None = None) -> list[Snippet]:
+def snippet_stratum(s: Snippet) -> tuple[str, str]:
+    """A snippet's stratum for `--limit`: its category (corpus) or its document."""
+    return "fact", s.category or s.source
+
+
+def from_corpus(limit: int | None = None, seed: int = 0) -> list[Snippet]:
+    """Questions from the shipped facts: a seeded sample of `limit`, stratified by category."""
     out: list[Snippet] = []
-    for p in facts()[: limit or None]:
-        out.append(Snippet(p.meta["statement"], p.question, p.answers, "playground encyclopedia"))
+    for p in sample(facts(), limit, seed):
+        out.append(
+            Snippet(
+                p.meta["statement"],
+                p.question,
+                p.answers,
+                "playground encyclopedia",
+                p.meta["category"],
+            )
+        )
     return out
 
 
-def from_docs(paths: list[Path], limit: int | None = None) -> list[Snippet]:
+def from_docs(paths: list[Path], limit: int | None = None, seed: int = 0) -> list[Snippet]:
     out: list[Snippet] = []
     for path in paths:
         files = sorted(path.rglob("*")) if path.is_dir() else [path]
@@ -107,7 +122,7 @@ def from_docs(paths: list[Path], limit: int | None = None) -> list[Snippet]:
         raise PlaygroundError(
             "found no sentences of the form 'X is a ...' in the documents to make questions from"
         )
-    return out[: limit or None]
+    return stratified_sample(out, limit, seed, snippet_stratum)
 
 
 def knowledge(grades: list[Outcome]) -> Knowledge:
