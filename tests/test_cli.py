@@ -340,12 +340,17 @@ def test_validity_rows_per_lane(db_path):
         "validity", "--limit", "1", "--invented", "1", "--max-tokens", "8", "--json", db=db_path
     )
     assert r.exit_code == 0, r.output
-    rows = json.loads(r.stdout)
+    data = json.loads(r.stdout)
+    rows = data["lanes"]
     assert [(x["lane"], x["kind"]) for x in rows] == [
         ("base:few-shot", "base"),
         ("tuned:chat", "tuned"),
     ]
+    # half true, half false: one fact's true statement, and one false one (the invented claim)
+    assert data["statements"] == {"true": 1, "false": 1}
+    assert data["command"].startswith("playground validity --set facts") and data["seed"] == 0
+    assert "cannot test whether post-training" in data["families_note"]
     for x in rows:
-        assert x["statements"] == 3  # one fact: a true and a swapped statement; one invented
+        assert x["statements"] == 2 and len(x["sha256"]) == 64
         assert 0 <= x["iiv_error"] <= 1 and x["two_times_error"] == 2 * x["iiv_error"]
         assert x["hallucination_rate"] in (0, 0.5, 1)
