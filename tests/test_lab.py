@@ -886,7 +886,23 @@ def test_report_calibrates_attempted_answers_only(db_path, tmp_path):
     assert "`playground probe --set facts --seed 3`" in text and "ab" * 32 in text
     # t = 0: (2 - 0) / 6 re-scored; t = 0.75, the lane's own: (2 - 2 × 3) / 6, not marked
     assert "| +0.333† [" in text and "| -0.667 [" in text and "re-scored" in text
-    assert "| tuned:chat+abstain@0.75 | 0.75 | 4 | 50%" in text and "| no |" in text
+    assert (
+        "| tuned:chat+abstain@0.75 | 0.75 | 4 | 50%" in text
+        and "| no (its 95% CI reaches t) |" in text
+    )
+    from playground.core.lab.report import rule_cell
+
+    assert rule_cell(
+        {"t": 0.75, "attempted": 9, "accuracy": 0.8, "ci": (0.6, 1.0), "meets": True}
+    ) == ("yes (its 95% CI reaches below t)")
+    assert (
+        rule_cell({"t": 0.5, "attempted": 9, "accuracy": 0.8, "ci": (0.6, 1.0), "meets": True})
+        == "yes"
+    )
+    assert (
+        rule_cell({"t": 0.9, "attempted": 9, "accuracy": 0.3, "ci": (0.1, 0.5), "meets": False})
+        == "no"
+    )
 
 
 def test_report_says_when_families_differ(db_path):

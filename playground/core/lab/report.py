@@ -363,9 +363,13 @@ def cal_note(c: Calibration, short: bool = False) -> str:
 
 
 def rule_cell(r: Rule) -> str:
+    """Whether accuracy among attempted answers reaches t, and whether its interval agrees."""
     if r["meets"] is None:
         return "nothing attempted"
-    return "yes" if r["meets"] else "no"
+    lo, hi = r["ci"] if r["ci"] is not None else (None, None)
+    if r["meets"]:
+        return "yes" if lo is None or lo >= r["t"] else "yes (its 95% CI reaches below t)"
+    return "no" if hi is None or hi < r["t"] else "no (its 95% CI reaches t)"
 
 
 def provenance_lines(rep: Report) -> list[str]:
