@@ -281,6 +281,8 @@ def test_numbers_are_written_one_way():
     assert normalize("100.0") == "100" and normalize("1,000") == "1000"
     assert normalize("3.50 and three and twenty") == "3.5 and 3 and 20"
     assert normalize("Washington, D.C.") == "washington dc"
+    assert normalize("99999999999999999999.0") == "99999999999999999999"  # no float rounding
+    assert normalize("1,2,3") == "1 2 3"
 
 
 def test_grade_and_confidence_read_the_same_span():

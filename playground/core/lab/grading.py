@@ -24,6 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal, TypedDict
@@ -136,16 +137,10 @@ class _Tok:
 
 def _norm_token(raw: str) -> str:
     low = raw.lower()
-    if _NUMBER.match(low):
-        if "," in low and re.match(r"^\d{1,3}(,\d{3})+", low):
-            low = low.replace(",", "")
-        elif "," in low:
-            return low.replace(",", " ").split()[0] if low.replace(",", "").isdigit() else low
-        try:
-            value = float(low)
-        except ValueError:
-            return low
-        return str(int(value)) if value == int(value) else repr(value)
+    if _NUMBER.match(low):  # 1,000 -> 1000; 100.0 -> 100; 3.50 -> 3.5
+        return format(Decimal(low.replace(",", "")).normalize(), "f")
+    if "," in low:  # "1,2,3": a list of numbers
+        return " ".join(_norm_token(part) for part in low.split(",") if part)
     low = re.sub(r"['’.\-]", "", low)
     if low in ("a", "an", "the"):
         return ""
