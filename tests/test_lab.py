@@ -275,6 +275,10 @@ def test_other_candidates_of_the_same_kind():
 def test_a_hedged_invention_is_an_attempt_and_wrong():
     g = grade(GHOST, "She is an actress, but I'm not sure.")
     assert g["outcome"] == INCORRECT and "actress" in g["reason"]
+    # calling it fictional is a refusal; inventing where it comes from is not (seen in a run)
+    assert grade(GHOST, "Zyler Vance is a fictional character.")["outcome"] == NOT_ATTEMPTED
+    ghost_source = "Zyler Vance is a fictional character from the 1980s film The Jungle."
+    assert grade(GHOST, ghost_source)["outcome"] == INCORRECT
 
 
 def test_numbers_are_written_one_way():
