@@ -259,15 +259,34 @@ def test_abstention_phrasings_are_not_attempted(text):
     assert grade(GHOST, text)["outcome"] == NOT_ATTEMPTED
 
 
+def test_other_candidates_of_the_same_kind():
+    by_q = {p.question: p for p in load_set("facts")}
+    final = by_q["Who won the 2022 FIFA World Cup?"]
+    # naming the runner-up in passing is right; offering it as an alternative is not
+    assert grade(final, "Argentina beat France on penalties.")["outcome"] == CORRECT
+    assert grade(final, "Argentina and France.")["outcome"] == INCORRECT
+    assert grade(final, "Argentina/France")["outcome"] == INCORRECT
+    rye = by_q["Who wrote The Catcher in the Rye?"]
+    # the dots of initials do not end the clause that "not" negates
+    assert grade(rye, "J. R. R. Tolkien, not J. D. Salinger.")["outcome"] == INCORRECT
+    assert grade(rye, "J. D. Salinger, not J. R. R. Tolkien.")["outcome"] == CORRECT
+
+
 def test_a_hedged_invention_is_an_attempt_and_wrong():
     g = grade(GHOST, "She is an actress, but I'm not sure.")
     assert g["outcome"] == INCORRECT and "actress" in g["reason"]
+    # calling it fictional is a refusal; inventing where it comes from is not (seen in a run)
+    assert grade(GHOST, "Zyler Vance is a fictional character.")["outcome"] == NOT_ATTEMPTED
+    ghost_source = "Zyler Vance is a fictional character from the 1980s film The Jungle."
+    assert grade(GHOST, ghost_source)["outcome"] == INCORRECT
 
 
 def test_numbers_are_written_one_way():
     assert normalize("100.0") == "100" and normalize("1,000") == "1000"
     assert normalize("3.50 and three and twenty") == "3.5 and 3 and 20"
     assert normalize("Washington, D.C.") == "washington dc"
+    assert normalize("99999999999999999999.0") == "99999999999999999999"  # no float rounding
+    assert normalize("1,2,3") == "1 2 3"
 
 
 def test_grade_and_confidence_read_the_same_span():

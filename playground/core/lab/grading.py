@@ -24,6 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal, TypedDict
@@ -78,6 +79,7 @@ FILLER = frozenset(
     think believe guess probably perhaps maybe possibly likely seems seem say said tell
     give find look looking found like would want need try trying able current currently
     available exact exactly really actually however but although though understand mean
+    far knowledge aware
     """.split()
 )
 NEGATIONS = frozenset(
@@ -113,7 +115,7 @@ NUMBER_WORDS = {
 }
 _TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?|[A-Za-z0-9]+(?:['’.\-][A-Za-z0-9]+)*|[^\sA-Za-z0-9]")
 _NUMBER = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$|^\d+(\.\d+)?$")
-_CLAUSE_END = frozenset('.!?;:,—()[]"“”')
+_CLAUSE_END = frozenset('.!?;:,—()[]"“”/')
 
 
 class Grade(TypedDict):
@@ -136,16 +138,10 @@ class _Tok:
 
 def _norm_token(raw: str) -> str:
     low = raw.lower()
-    if _NUMBER.match(low):
-        if "," in low and re.match(r"^\d{1,3}(,\d{3})+", low):
-            low = low.replace(",", "")
-        elif "," in low:
-            return low.replace(",", " ").split()[0] if low.replace(",", "").isdigit() else low
-        try:
-            value = float(low)
-        except ValueError:
-            return low
-        return str(int(value)) if value == int(value) else repr(value)
+    if _NUMBER.match(low):  # 1,000 -> 1000; 100.0 -> 100; 3.50 -> 3.5
+        return format(Decimal(low.replace(",", "")).normalize(), "f")
+    if "," in low:  # "1,2,3": a list of numbers
+        return " ".join(_norm_token(part) for part in low.split(",") if part)
     low = re.sub(r"['’.\-]", "", low)
     if low in ("a", "an", "the"):
         return ""
@@ -250,15 +246,25 @@ _DENY = re.compile(
 _DANGLING = frozenset("is are was were be of the a an by in to for at on will would and or".split())
 
 
-def _abstaining(clause: str, golds: Iterable[str] = ()) -> bool:
+# what a denial may name without claiming anything ("not a real person")
+_GENERIC = frozenset(
+    "person people character name entity place town city country book novel author species "
+    "animal figure individual thing one anyone someone record".split()
+)
+
+
+def _abstaining(clause: str, golds: Iterable[str] = (), skip: frozenset[str] = frozenset()) -> bool:
     """The clause abstains (and is not a gold answer that reads like one: TruthfulQA's "There is
-    no evidence that ..."). Where there is a gold answer, denying that the thing exists ("a
-    fictional character") is a claim, not an abstention."""
+    no evidence that ..."). Denying that the thing exists is a claim where there is a gold
+    answer, and where it goes on to say more ("a fictional character from the 1980s film")."""
     if not _ABSTAIN.search(clause):
         return False
     golds = list(golds)
-    if golds and _DENY.search(clause) and not _ABSTAIN.search(_DENY.sub("", clause)):
-        return False
+    if _DENY.search(clause) and not _ABSTAIN.search(_DENY.sub("", clause)):
+        if golds:
+            return False
+        if [w for w in _content(_DENY.sub("", clause), set(skip)) if w not in _GENERIC]:
+            return False
     return not any(_ABSTAIN.search(g) and _Reader(clause).find(g) for g in golds)
 
 
@@ -282,7 +288,7 @@ def _claims(span: str, question: str, golds: Iterable[str] = ()) -> tuple[list[s
     for clause in _clauses(span):
         # "... is unknown, as it has not been documented": the reason given belongs to it
         why = prev and re.match(r"(as|because|since|so|which|given)\b", clause, re.I) is not None
-        prev = why or _abstaining(clause, golds)
+        prev = why or _abstaining(clause, golds, frozenset(skip))
         if prev:
             abstains = True
             continue
@@ -332,9 +338,15 @@ class _Reader:
         self.contrast = any(w in CONTRAST for w in self.norms)
 
     def _boundary(self, a: int, b: int) -> bool:
-        """Punctuation between word a and word b (a < b)."""
+        """Punctuation between word a and word b (a < b); not the dot of an initial ("J. D.")."""
+        lo, hi = self.where[a] + 1, self.where[b]
         return any(
-            t.punct and t.raw in _CLAUSE_END for t in self.toks[self.where[a] + 1 : self.where[b]]
+            t.punct
+            and t.raw in _CLAUSE_END
+            and not (
+                t.raw == "." and len(self.toks[k - 1].raw) == 1 and self.toks[k - 1].raw.isupper()
+            )
+            for k, t in enumerate(self.toks[lo:hi], lo)
         )
 
     def _is_pronoun(self, k: int) -> bool:
@@ -423,6 +435,18 @@ class _Reader:
                 out.append(_Mention(i, j, self.status(i, j)))
         return out
 
+    def listed(self, m: _Mention, other: tuple[int, int]) -> bool:
+        """The other mention stands next to the gold one as an alternative or in a list:
+        joined by "or", "and", "/" or a comma, within one clause."""
+        a, b = (m.end, other[0]) if m.end <= other[0] else (other[1], m.start)
+        if b < a or b - a > 2:
+            return False
+        between = self.norms[a:b]
+        if any(w not in ("or", "and", "either", "nor") for w in between):
+            return False
+        seps = self.toks[self.where[a - 1] + 1 : self.where[b]] if a > 0 else []
+        return all(t.raw in (",", "/") or not t.punct for t in seps)
+
     def hedged(self, m: _Mention, golds: list[str]) -> str | None:
         """The other candidate in "X or Y" around a gold mention, if any."""
         gold_words = {w for g in golds for w in normalize(g).split()}
@@ -447,23 +471,29 @@ def _category_candidates(category: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(q.answers[0] for q in questions() if q.category == category))
 
 
-def _competitors(probe: Probe) -> list[str]:
-    """Known wrong answers: the probe's contradictions, its "wrong" answer, and the other answers
-    of its category in the shipped facts (minus those the question itself names)."""
-    out = list(probe.contradictions)
+def _competitors(probe: Probe) -> tuple[list[str], list[str]]:
+    """Known wrong answers: (the probe's contradictions, which no answer may name, and other
+    candidates of its kind: its "wrong" answer and the other answers of its category in the
+    shipped facts, which an answer may name in passing but not as an alternative to the gold:
+    "Argentina beat France" is right, "Argentina or France" and "Argentina and France" are not)."""
+    soft: list[str] = []
     wrong = probe.meta.get("wrong")
     if isinstance(wrong, str) and wrong:
-        out.append(wrong)
+        soft.append(wrong)
     category = probe.meta.get("category")
-    if isinstance(category, str):
-        out += _category_candidates(category)
+    if isinstance(category, str) and probe.meta.get("source") is None:
+        soft += _category_candidates(category)
     q = f" {normalize(probe.question)} "
     golds = {normalize(g) for g in probe.answers}
-    return [
-        c
-        for c in dict.fromkeys(out)
-        if normalize(c) and normalize(c) not in golds and f" {normalize(c)} " not in q
-    ]
+
+    def keep(cs: list[str]) -> list[str]:
+        return [
+            c
+            for c in dict.fromkeys(cs)
+            if normalize(c) and normalize(c) not in golds and f" {normalize(c)} " not in q
+        ]
+
+    return keep(list(probe.contradictions)), keep(soft)
 
 
 def _overlaps(a: tuple[int, int], spans: Iterable[tuple[int, int]]) -> bool:
@@ -488,7 +518,7 @@ def _bare(clause: str, probe: Probe) -> bool:
     words = normalize(clause).split()
     if any(w in NEGATIONS for w in words):
         return False  # "It isn't Sydney; the capital is Canberra."
-    return len(_content(clause, skip)) <= 3 and len(words) <= 5
+    return 1 <= len(_content(clause, skip)) <= 3 and len(words) <= 5
 
 
 def _grade_span(probe: Probe, span: str) -> tuple[Outcome, str, bool]:
@@ -529,12 +559,15 @@ def _grade_span(probe: Probe, span: str) -> tuple[Outcome, str, bool]:
             other = reader.hedged(m, golds)
             if other:
                 return INCORRECT, f"hedges between the gold answer and {other!r}", False
-        for c in _competitors(probe):
+        hard, soft = _competitors(probe)
+        for c in hard + soft:
             for i, j in reader.find(c):
-                if _overlaps((i, j), gold_spans):
+                if _overlaps((i, j), gold_spans) or reader.status(i, j) != "positive":
                     continue
-                if reader.status(i, j) == "positive":
+                if c in hard:
                     return INCORRECT, f"names the gold answer and also {c!r}", False
+                if any(reader.listed(m, (i, j)) for m in positive):
+                    return INCORRECT, f"hedges between the gold answer and {c!r}", False
         return CORRECT, "names the gold answer", False
     if mentions:
         return INCORRECT, "denies or discounts the gold answer", False
