@@ -288,9 +288,10 @@ COMMANDS_AND_FLAGS = {
     "demo": "--check --corpus --db --models-dir",
     "doctor": "--base --gpu-layers --json --models-dir --tuned",
     "export": "--all --db --force --format --model --output --tag",
-    "interrogate": "--base --corpus --db --docs --gpu-layers --json --lane --limit --models-dir --output --samples --seed --tuned",
+    "grade": "--json",
+    "interrogate": "--base --corpus --db --docs --gpu-layers --json --lane --limit --max-tokens --models-dir --output --samples --seed --temperature --top-k --top-p --tuned",
     "models": "--base --gpu-layers --json --models-dir --tuned",
-    "probe": "--base --corpus --db --gpu-layers --judge --lanes --limit --max-tokens --models-dir --no-ptrue --ptrue --resume --samples --search-backend --seed --set --tuned",
+    "probe": "--base --corpus --db --gpu-layers --judge --lanes --limit --max-tokens --models-dir --no-ptrue --ptrue --resume --samples --search-backend --seed --set --targets --tuned",
     "replay": "--db --speed --step",
     "report": "--db --json --output --signal",
     "rerun": "--base --db --gpu-layers --json --lanes --max-tokens --models-dir --tuned",
@@ -339,12 +340,17 @@ def test_validity_rows_per_lane(db_path):
         "validity", "--limit", "1", "--invented", "1", "--max-tokens", "8", "--json", db=db_path
     )
     assert r.exit_code == 0, r.output
-    rows = json.loads(r.stdout)
+    data = json.loads(r.stdout)
+    rows = data["lanes"]
     assert [(x["lane"], x["kind"]) for x in rows] == [
         ("base:few-shot", "base"),
         ("tuned:chat", "tuned"),
     ]
+    # half true, half false: one fact's true statement, and one false one (the invented claim)
+    assert data["statements"] == {"true": 1, "false": 1}
+    assert data["command"].startswith("playground validity --set facts") and data["seed"] == 0
+    assert "cannot test whether post-training" in data["families_note"]
     for x in rows:
-        assert x["statements"] == 3  # one fact: a true and a swapped statement; one invented
+        assert x["statements"] == 2 and len(x["sha256"]) == 64
         assert 0 <= x["iiv_error"] <= 1 and x["two_times_error"] == 2 * x["iiv_error"]
         assert x["hallucination_rate"] in (0, 0.5, 1)

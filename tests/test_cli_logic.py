@@ -16,7 +16,7 @@ from playground.core.sessions import session
 
 
 def _lane(text: str, model_id: str | None = None, kind: str = "base"):
-    model = SimpleNamespace(model_id=model_id) if model_id else None
+    model = SimpleNamespace(model_id=model_id, family="Gemma 3") if model_id else None
     return SimpleNamespace(
         spec=SimpleNamespace(text=text, model=text.split(":")[0]),
         model=model,
@@ -32,6 +32,7 @@ class FakePlayground:
         self.answers = answers
         self.asked: list[str] = []
         self.session_id = None
+        self.pool = SimpleNamespace(sha256=lambda model: "ab" * 32)
 
     def reset_conversations(self):
         pass
@@ -40,7 +41,10 @@ class FakePlayground:
         self.asked.append(question)
         return [
             SimpleNamespace(
-                lane=lane, text=self.answers(question, lane.spec.text), exchange_id=100 + i
+                lane=lane,
+                text=self.answers(question, lane.spec.text),
+                exchange_id=100 + i,
+                status="complete",
             )
             for i, lane in enumerate(self.lanes)
         ]
@@ -142,7 +146,7 @@ def test_datasette_queries_run_on_a_real_log(log):
 
 
 def test_validity_compare_rows(monkeypatch):
-    def fake_classify(model, sts):
+    def fake_classify(model, sts, seed=0):
         return {"error": 0.25, "auroc": 0.8, "n": len(sts)}
 
     monkeypatch.setattr(validity, "classify", fake_classify)
@@ -163,6 +167,9 @@ def test_validity_compare_rows(monkeypatch):
         "lane": "base:few-shot",
         "model": "gemma",
         "kind": "base",
+        "family": "Gemma 3",
+        "sha256": "ab" * 32,
+        "note": None,
         "iiv_error": 0.25,
         "iiv_auroc": 0.8,
         "statements": 3,

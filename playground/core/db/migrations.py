@@ -232,12 +232,30 @@ def _m005_copied_queries(db: sqlite_utils.Database) -> None:
     db.table("searches").add_column("copied", int)
 
 
+def _m006_calibration(db: sqlite_utils.Database) -> None:
+    """Issue 15: confidence over the graded span, P(True) in both option orders, a run's provenance
+    and the error that ended it."""
+    items = db.table("probe_items")
+    items.add_column("reason", str)  # why the grader decided as it did
+    items.add_column("span_start", int)  # the graded answer within text (characters)
+    items.add_column("span_end", int)
+    items.add_column("n_tokens", int)  # tokens of the whole answer (the length baseline)
+    items.add_column("span_tokens", int)  # tokens whose text falls in the graded span
+    items.add_column("conf_min", float)  # minimum token probability over the span
+    items.add_column("ptrue_true_first", float)  # P(True) with (A) True (B) False
+    items.add_column("ptrue_true_second", float)  # P(True) with (A) False (B) True
+    runs = db.table("probe_runs")
+    runs.add_column("error", str)  # status error: what went wrong
+    runs.add_column("provenance", str)  # JSON: lanes, models and sha256s, seeds, the command
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_searches,
     _m003_probes,
     _m004_votes_and_search,
     _m005_copied_queries,
+    _m006_calibration,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

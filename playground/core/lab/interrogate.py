@@ -4,9 +4,11 @@
 2. Make a question and its answer from each snippet. The default models are too small to write good
    questions, so this uses extraction templates: for the shipped corpus, the question templates its
    facts were written from; for other documents, sentences of the form "X is/was Y."
-3. Sample the model under test several times without the snippet; grade each answer against the
-   snippet's answer; classify the question as known (all informative answers right), unknown (all
-   wrong or no attempt) or inconsistent (mixed).
+3. Ask the model under test without the snippet: once greedily and several times with the lane's
+   ordinary sampling settings (not T = 1 over a thousand tokens, which makes a small model's
+   answers inconsistent by construction); grade each answer against the snippet's answer; classify
+   the question as known (every informative answer right, the greedy one included), unknown (none
+   right) or inconsistent (mixed).
 4. Write chat-format SFT data: the right answer where the model knows, a refusal where it does not.
 """
 
@@ -15,14 +17,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
 
 from playground.core.engine import Sampling
 from playground.core.errors import PlaygroundError
 from playground.core.lab.grading import CORRECT, Outcome, grade
-from playground.core.lab.probes import Probe, facts
+from playground.core.lab.probes import Probe, facts, sample, stratified_sample
 
 if TYPE_CHECKING:
     from playground.core.playground import Playground
@@ -38,15 +40,22 @@ Knowledge = Literal["known", "unknown", "inconsistent"]
 
 
 class Interrogation(TypedDict):
-    """One snippet's question, the model's sampled answers, their grades and the verdict."""
+    """One snippet's question, the model's greedy and sampled answers, their grades and the verdict."""
 
     question: str
     answers: list[str]
     snippet: str
     source: str
-    grades: list[Outcome]
+    greedy: str
+    greedy_grade: Outcome
+    grades: list[Outcome]  # of the samples
     samples: list[str]
+    counts: dict[str, int]  # outcome -> answers (greedy and samples)
     status: Knowledge
+
+
+# llama.cpp's default sampling: what a lane samples with when nobody changed its settings.
+DEFAULT_SAMPLING = Sampling(temperature=0.8, top_p=0.95, top_k=40)
 
 
 class ChatMessage(TypedDict):
@@ -66,16 +75,31 @@ class Snippet:
     question: str
     answers: tuple[str, ...]
     source: str
+    category: str = ""
 
 
-def from_corpus(limit: int | None = None) -> list[Snippet]:
+def snippet_stratum(s: Snippet) -> tuple[str, str]:
+    """A snippet's stratum for `--limit`: its category (corpus) or its document."""
+    return "fact", s.category or s.source
+
+
+def from_corpus(limit: int | None = None, seed: int = 0) -> list[Snippet]:
+    """Questions from the shipped facts: a seeded sample of `limit`, stratified by category."""
     out: list[Snippet] = []
-    for p in facts()[: limit or None]:
-        out.append(Snippet(p.meta["statement"], p.question, p.answers, "playground encyclopedia"))
+    for p in sample(facts(), limit, seed):
+        out.append(
+            Snippet(
+                p.meta["statement"],
+                p.question,
+                p.answers,
+                "playground encyclopedia",
+                p.meta["category"],
+            )
+        )
     return out
 
 
-def from_docs(paths: list[Path], limit: int | None = None) -> list[Snippet]:
+def from_docs(paths: list[Path], limit: int | None = None, seed: int = 0) -> list[Snippet]:
     out: list[Snippet] = []
     for path in paths:
         files = sorted(path.rglob("*")) if path.is_dir() else [path]
@@ -98,7 +122,17 @@ def from_docs(paths: list[Path], limit: int | None = None) -> list[Snippet]:
         raise PlaygroundError(
             "found no sentences of the form 'X is a ...' in the documents to make questions from"
         )
-    return out[: limit or None]
+    return stratified_sample(out, limit, seed, snippet_stratum)
+
+
+def knowledge(grades: list[Outcome]) -> Knowledge:
+    """Known: every informative answer right (at least one); unknown: none right; else inconsistent."""
+    informative = [g for g in grades if g != "not_attempted"]
+    if informative and all(g == CORRECT for g in informative):
+        return "known"
+    if all(g != CORRECT for g in grades):
+        return "unknown"
+    return "inconsistent"
 
 
 def interrogate(
@@ -108,43 +142,47 @@ def interrogate(
     max_tokens: int = 48,
     seed: int = 0,
     progress: Callable[[int, int], object] | None = None,
+    sampling: Sampling | None = None,
 ) -> list[Interrogation]:
-    """Classify each snippet's question as known / unknown / inconsistent for the first lane."""
+    """Classify each snippet's question as known / unknown / inconsistent for the first lane, from
+    its greedy answer and *samples* answers drawn with *sampling* (the lane's own settings when it
+    has some, else DEFAULT_SAMPLING); sample k uses seed * 1000 + k."""
     lane = pg.lanes[0]
+    base = lane.sampling or sampling or DEFAULT_SAMPLING
     pg.fresh_prompts = True  # a question's samples must not depend on the questions before it
     out: list[Interrogation] = []
     for i, sn in enumerate(snippets):
         probe = Probe(sn.question, sn.answers, "fact", f"snippet-{i}")
         grades: list[Outcome] = []
         answers: list[str] = []
-        for k in range(samples):
+        for k in range(samples + 1):
             pg.reset_conversations()
-            [r] = pg.ask(
-                sn.question,
-                Sampling(temperature=1.0, seed=seed * 1000 + k, max_tokens=max_tokens),
-                lanes=[lane.index],
-            )
+            if k == 0:
+                s = Sampling(max_tokens=max_tokens)
+            else:
+                s = replace(base, seed=seed * 1000 + k, max_tokens=max_tokens, stop=list(base.stop))
+            lane.sampling, saved = None, lane.sampling  # ask() would replace the greedy settings
+            try:
+                [r] = pg.ask(sn.question, s, lanes=[lane.index])
+            finally:
+                lane.sampling = saved
             if r.status == "error":
                 raise PlaygroundError(f"{lane.spec.text} failed: {r.error}")
             grades.append(grade(probe, r.text)["outcome"])
             answers.append(r.text.strip())
-        informative = [g for g in grades if g != "not_attempted"]
-        status: Knowledge
-        if informative and all(g == CORRECT for g in informative):
-            status = "known"
-        elif all(g != CORRECT for g in grades):
-            status = "unknown"
-        else:
-            status = "inconsistent"
+        counts = {o: grades.count(o) for o in ("correct", "incorrect", "not_attempted")}
         out.append(
             {
                 "question": sn.question,
                 "answers": list(sn.answers),
                 "snippet": sn.text,
                 "source": sn.source,
-                "grades": grades,
-                "samples": answers,
-                "status": status,
+                "greedy": answers[0],
+                "greedy_grade": grades[0],
+                "grades": grades[1:],
+                "samples": answers[1:],
+                "counts": counts,
+                "status": knowledge(grades),
             }
         )
         if progress:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
 import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from playground.core.errors import PlaygroundError
 from playground.core.facts import questions as fact_questions
@@ -29,6 +32,8 @@ class Probe:
     type: ProbeType
     id: str
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # answers known to be wrong (TruthfulQA's incorrect answers): naming one makes an answer incorrect
+    contradictions: tuple[str, ...] = ()
 
 
 # Name parts for invented people, places, books and species: recombined with a seed, so the
@@ -153,7 +158,7 @@ def load_set(name: str, seed: int = 0) -> list[Probe]:
             p for key in ("facts", "invented", "unknowable", "letters") for p in BUILTIN[key](seed)
         ]
     path = Path(name).expanduser()
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise ProbeError(
             f"unknown probe set {name!r}: use {', '.join(BUILTIN)}, all, or a .csv / .jsonl file"
         )
@@ -176,8 +181,13 @@ def _probe(row: dict[str, Any], where: str, i: int, stem: str) -> Probe:
     q = row.get("question")
     if not isinstance(q, str) or not q.strip():
         raise ProbeError(f"{where}: 'question' is missing or empty")
+    if "\n" in q.strip():
+        raise ProbeError(f"{where}: the question runs over several lines (a quote left open?)")
     answers = _answers(row.get("answers", row.get("answer")), where)
-    kind = (row.get("type") or ("fact" if answers else "unknowable")).strip()
+    raw = row.get("type")
+    if raw is not None and not isinstance(raw, str):
+        raise ProbeError(f"{where}: type must be one of {', '.join(TYPES)}, not {raw!r}")
+    kind = (raw or ("fact" if answers else "unknowable")).strip()
     if kind not in TYPES:
         raise ProbeError(f"{where}: type must be one of {', '.join(TYPES)}, not {kind!r}")
     if kind in ("fact", "letters") and not answers:
@@ -185,9 +195,91 @@ def _probe(row: dict[str, Any], where: str, i: int, stem: str) -> Probe:
     return Probe(q.strip(), answers, kind, f"{stem}-{i}")
 
 
-def load_file(path: Path) -> list[Probe]:
+SIMPLEQA_HEADER = ("metadata", "problem", "answer")
+TRUTHFULQA_HEADER = (
+    "Type",
+    "Category",
+    "Question",
+    "Best Answer",
+    "Correct Answers",
+    "Incorrect Answers",
+    "Source",
+)
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    """TruthfulQA's ';'-separated answers, without "I have no comment" (an abstention, which
+    is not attempted rather than correct)."""
+    parts = (v.strip() for v in (value or "").split(";"))
+    return tuple(dict.fromkeys(v for v in parts if v and "no comment" not in v.lower()))
+
+
+def _simpleqa(row: dict[str, str], where: str, i: int, stem: str) -> Probe:
+    q, a = (row.get("problem") or "").strip(), (row.get("answer") or "").strip()
+    if not q or not a:
+        raise ProbeError(f"{where}: SimpleQA rows need a problem and an answer")
+    meta: dict[str, Any] = {"source": "simpleqa"}
+    try:  # metadata is a Python dict literal: {'topic': ..., 'answer_type': ..., 'urls': [...]}
+        info = ast.literal_eval(row.get("metadata") or "{}")
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        info = {}
+    if isinstance(info, dict) and isinstance(info.get("topic"), str):
+        meta["category"] = info["topic"]
+    return Probe(q, (a,), "fact", f"{stem}-{i}", meta)
+
+
+def _truthfulqa(row: dict[str, str], where: str, i: int, stem: str) -> Probe:
+    q = (row.get("Question") or "").strip()
+    answers = _split(row.get("Best Answer")) + _split(row.get("Correct Answers"))
+    answers = tuple(dict.fromkeys(answers))
+    if not q or not answers:
+        raise ProbeError(f"{where}: TruthfulQA rows need a question and a correct answer")
+    meta = {
+        "source": "truthfulqa",
+        "category": (row.get("Category") or "").strip(),
+        "kind": (row.get("Type") or "").strip(),
+    }
+    return Probe(q, answers, "fact", f"{stem}-{i}", meta, _split(row.get("Incorrect Answers")))
+
+
+def _read_csv(path: Path, text: str) -> list[Probe]:
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     try:
-        text = path.read_text(encoding="utf-8")
+        header = tuple(reader.fieldnames or ())
+    except csv.Error as e:
+        raise ProbeError(f"{path}, line 1: not a CSV header ({e})") from e
+    make = _probe
+    if header[:3] == SIMPLEQA_HEADER:
+        make = _simpleqa
+    elif header[: len(TRUTHFULQA_HEADER)] == TRUTHFULQA_HEADER:
+        make = _truthfulqa
+    elif "question" not in header:
+        raise ProbeError(
+            f"{path}, line 1: the header must name a 'question' column (and 'answers'), or be "
+            "SimpleQA's (metadata,problem,answer) or TruthfulQA's (Type,Category,Question,...)"
+        )
+    out: list[Probe] = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise ProbeError(
+                f"{path}, line {start}: a quoted field is not closed properly ({e})"
+            ) from e
+        if None in row:
+            raise ProbeError(f"{path}, line {start}: more fields than the header names")
+        out.append(make(row, f"{path}, line {start}", len(out), path.stem))
+    return out
+
+
+def load_file(path: Path) -> list[Probe]:
+    if not path.is_file():  # a FIFO or a device would block or never end; a folder has no rows
+        raise ProbeError(f"{path}: not a regular file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the header
     except UnicodeDecodeError as e:
         raise ProbeError(f"{path}: not UTF-8 text (byte {e.start})") from e
     except OSError as e:
@@ -206,15 +298,71 @@ def load_file(path: Path) -> list[Probe]:
                 raise ProbeError(f"{where}: each line must be a JSON object")
             out.append(_probe(row, where, len(out), path.stem))
     elif path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "question" not in reader.fieldnames:
-            raise ProbeError(
-                f"{path}, line 1: the header must name a 'question' column (and 'answers')"
-            )
-        for row in reader:
-            out.append(_probe(row, f"{path}, line {reader.line_num}", len(out), path.stem))
+        out = _read_csv(path, text)
     else:
         raise ProbeError(f"{path}: use a .csv or .jsonl file")
     if not out:
         raise ProbeError(f"{path}: no questions in the file")
     return out
+
+
+def stratum(p: Probe) -> tuple[str, str]:
+    """A probe's stratum for sampling: its type and its category (or kind, or task)."""
+    sub = p.meta.get("category") or p.meta.get("kind") or p.meta.get("task") or ""
+    return p.type, str(sub)
+
+
+def _allocate(sizes: dict[Any, int], n: int, rng: random.Random) -> dict[Any, int]:
+    """n draws over groups of the given sizes: one per group while n allows (the larger groups
+    first, ties in random order), the rest in proportion to what is left (largest remainder)."""
+    keys = sorted(sizes, key=lambda k: (-sizes[k], rng.random()))
+    take = dict.fromkeys(keys, 0)
+    for k in keys[:n]:
+        take[k] = 1
+    left = n - sum(take.values())
+    room = {k: sizes[k] - take[k] for k in keys}
+    total = sum(room.values())
+    if left <= 0 or total <= 0:
+        return take
+    quotas = {k: left * room[k] / total for k in keys}
+    for k in keys:
+        take[k] += int(quotas[k])
+    rest = left - sum(int(q) for q in quotas.values())
+    for k in sorted(keys, key=lambda k: -(quotas[k] - int(quotas[k])))[:rest]:
+        take[k] += 1
+    return take
+
+
+T = TypeVar("T")
+
+
+def stratified_sample(
+    items: Sequence[T], n: int | None, seed: int, key: Callable[[T], tuple[str, str]]
+) -> list[T]:
+    """A seeded random sample of n items, stratified by key's first part (the type) and then
+    by its second (the category), in the items' own order; all items when n is None or larger."""
+    if n is None or n >= len(items):
+        return list(items)
+    rng = random.Random(seed)
+    groups: dict[str, dict[str, list[int]]] = {}
+    for i, it in enumerate(items):
+        a, b = key(it)
+        groups.setdefault(a, {}).setdefault(b, []).append(i)
+    chosen: list[int] = []
+    per_type = _allocate({a: sum(map(len, g.values())) for a, g in groups.items()}, n, rng)
+    for a, g in groups.items():
+        per_cat = _allocate({b: len(v) for b, v in g.items()}, per_type[a], rng)
+        for b, idx in g.items():
+            chosen += rng.sample(idx, per_cat[b])
+    return [items[i] for i in sorted(chosen)]
+
+
+def sample(probes: Sequence[Probe], n: int | None, seed: int = 0) -> list[Probe]:
+    """`--limit N`: a seeded sample stratified by type and category (the same for every command)."""
+    return stratified_sample(probes, n, seed, stratum)
+
+
+def describe(probes: Iterable[Probe]) -> str:
+    """Counts per type, e.g. "fact 10, invented 2, unknowable 1, letters 2"."""
+    counts = Counter(p.type for p in probes)
+    return ", ".join(f"{t} {counts[t]}" for t in TYPES if counts[t])
