@@ -237,7 +237,12 @@ class LanesScreen(Screen):
     def _update_status(self) -> None:
         lane = self.focused_lane()
         self.query_one(StatusBar).show(
-            self.pg, self.log_db.path, self.device, self.editing, lane.lane if lane else None
+            self.pg,
+            self.log_db.path,
+            self.device,
+            self.editing,
+            lane.lane if lane else None,
+            typing=not self.read_only,
         )
 
     def focused_lane(self) -> LaneView | None:
@@ -454,7 +459,9 @@ class LanesScreen(Screen):
             self.notify("Nothing sent to this lane yet: ask a question first.", severity="warning")
             return
         p = ans.prompt
-        if lane.model is not None and lane.model.model_id == ans.model_id:
+        if not p.token_ids:  # a server lane: its prompt is text, with no token ids to show
+            pieces = []
+        elif lane.model is not None and lane.model.model_id == ans.model_id:
             pieces = lane.model.piece_texts(p.token_ids)
         else:  # a replayed or logged answer: read the token texts from the model file's vocabulary
             from playground.core.engine import vocab_pieces

@@ -22,9 +22,16 @@ class StatusBar(SafeStatic):
             self.call_after_refresh(self.show, *self._shown)
 
     def show(
-        self, pg: Playground, db_path, device: str, editing: bool, focused: Lane | None = None
+        self,
+        pg: Playground,
+        db_path,
+        device: str,
+        editing: bool,
+        focused: Lane | None = None,
+        typing: bool = True,
     ) -> None:
-        self._shown = (pg, db_path, device, editing, focused)
+        """*typing*: letters that are no lane key go to the question box (not in a replay)."""
+        self._shown = (pg, db_path, device, editing, focused, typing)
         lanes = pg.lanes
         threads = pg.threads_per_lane(lanes)
         fams = {lane.model.family for lane in lanes if lane.model is not None}
@@ -32,8 +39,8 @@ class StatusBar(SafeStatic):
         t = Text()
         if focused is not None:  # first: it says where the next key press goes
             t.append(
-                f"lane {focused.index + 1} ({focused.spec.text}) has the keys;"
-                " other letters go to the question · ",
+                f"lane {focused.index + 1} ({focused.spec.text}) has the keys"
+                + ("; other letters go to the question · " if typing else " · "),
                 style=Style(bold=True),
             )
         t.append(f"db {db_path}", style="")
