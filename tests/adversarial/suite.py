@@ -81,7 +81,7 @@ MARKERS = [
     "\u202e",
     "\u2066",
 ]
-RAW_PLAIN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+RAW_PLAIN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 RAW_JSON = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x80-\x9f]")
 
 
@@ -94,6 +94,7 @@ class Result:
     out: str
     err: str
     seconds: float
+    pty: bool = False  # out is everything drawn on a terminal (stdout and stderr together)
 
 
 @dataclass
@@ -231,7 +232,7 @@ def run_pty(
             if now - t0 > timeout:
                 kill_group(proc)
                 proc.wait()
-                return Result(None, buf.decode("utf-8", "replace"), "", now - t0)
+                return Result(None, buf.decode("utf-8", "replace"), "", now - t0, pty=True)
             if pending and now >= next_at:
                 _, key = pending.pop(0)
                 with contextlib.suppress(OSError):
@@ -252,7 +253,8 @@ def run_pty(
             elif proc.poll() is not None:
                 break
         proc.wait(timeout=5)
-        return Result(proc.returncode, buf.decode("utf-8", "replace"), "", time.monotonic() - t0)
+        text = buf.decode("utf-8", "replace")
+        return Result(proc.returncode, text, "", time.monotonic() - t0, pty=True)
     finally:
         os.close(master)
         if proc.poll() is None:
@@ -581,11 +583,22 @@ def json_ok(check_exact: str | None = None) -> Check:
                 data = [json.loads(line) for line in r.out.splitlines() if line.strip()]
         except ValueError as e:
             return Outcome("wrong", f"output is not JSON: {e}")
-        if check_exact is not None and check_exact not in json.dumps(data, ensure_ascii=False):
+        if check_exact is not None and not any(check_exact in v for v in strings(data)):
             return Outcome("wrong", "the JSON does not keep the exact hostile text")
         return None
 
     return f
+
+
+def strings(data: Any) -> list[str]:
+    """Every string value in a parsed JSON document."""
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        return [s for v in data.values() for s in strings(v)]
+    if isinstance(data, list):
+        return [s for v in data for s in strings(v)]
+    return []
 
 
 def no_secret(ctx: Ctx, r: Result) -> Outcome | None:
@@ -594,8 +607,10 @@ def no_secret(ctx: Ctx, r: Result) -> Outcome | None:
         if p.is_file() and p.suffix != ".toml":
             blobs[str(p.relative_to(ctx.dir))] = p.read_bytes().decode("latin-1")
     for where, text in blobs.items():
-        if "SECRET123" in text or "pass456" in text:
-            return Outcome("wrong", f"a credential from the URL appears in {where}")
+        for secret in ("SECRET123", "pass456"):
+            if (i := text.find(secret)) >= 0:
+                around = one_line(text[max(0, i - 60) : i + 20])
+                return Outcome("wrong", f"a credential from the URL appears in {where}: …{around}")
     return None
 
 
@@ -697,6 +712,7 @@ for pname, ptext in PAYLOADS.items():
         custom=lambda ctx: chain(
             ctx,
             [["corpus", "add", "doc.md"], ["corpus", "search", "--json", "Zyler Vance explorer"]],
+            last_only=True,
         ),
         expect="ok",
         json_out=True,
@@ -752,8 +768,9 @@ for pname, ptext in PAYLOADS.items():
     )
 
 
-def chain(ctx: Ctx, steps: list[list[Any]], **kw: Any) -> Result:
-    """Run several commands; the result of the first that fails, else of the last (outputs joined)."""
+def chain(ctx: Ctx, steps: list[list[Any]], last_only: bool = False, **kw: Any) -> Result:
+    """Run several commands; the result of the first that fails, else of the last (outputs joined,
+    or the last one's alone with *last_only*, for a JSON check)."""
     outs, errs, t = [], [], 0.0
     r = Result(0, "", "", 0)
     for step in steps:
@@ -763,14 +780,14 @@ def chain(ctx: Ctx, steps: list[list[Any]], **kw: Any) -> Result:
         t += r.seconds
         if r.rc != 0:
             break
-    return Result(r.rc, r.out if len(steps) == 1 else "\n".join(outs), "\n".join(errs), t)
+    return Result(r.rc, r.out if last_only else "\n".join(outs), "\n".join(errs), t)
 
 
 def _fixture_cmd(args: Callable[[Fixture], list[Any]]) -> Callable[[Ctx], list[Any]]:
     return lambda ctx: args(ctx.fixture.get())
 
 
-for fmt in ("markdown", "jsonl", "sft", "dpo"):
+for fmt in ("markdown", "jsonl", "sft", "preferences"):
     case(
         name=f"s1-export-{fmt}",
         section="§1",
@@ -882,7 +899,7 @@ case(
 
 def _hostile_probe_set(ctx: Ctx) -> None:
     (ctx.dir / "set.csv").write_text(
-        "question,answer,type\n" + json.dumps(PAYLOADS["osc52"]) + ",Paris,facts\n"
+        "question,answer,type\n" + json.dumps(PAYLOADS["osc52"]) + ",Paris,fact\n"
     )
 
 
@@ -932,9 +949,7 @@ for opt_name, values in (
         case(
             name=f"s3-ask{opt_name}={v[:20]}",
             section="§3",
-            args=[*ASK_LOCAL, f"{opt_name}={v}", "--temperature=1" if opt_name == "--seed" else "--top-k=0", "q"]
-            if opt_name != "--temperature"
-            else [*ASK_LOCAL, f"{opt_name}={v}", "q"],
+            args=[*ASK_LOCAL, f"{opt_name}={v}", *(["--temperature=1"] * (opt_name == "--seed")), "q"],
             expect=expect,
             check=every_row_finished,
             quick=v in ("nan", "-1", BIG),
@@ -995,14 +1010,23 @@ for args in (
         quick=args[-1] == BIG,
         timeout=60,
     )
-for v in ("0", "nan", "inf", "-1", "abc", "1e999", "-0"):
+QUIT_KEYS = [(8, b"\x11"), (2, b"\x11"), (2, b"\x03")]  # Ctrl+Q, again, then Ctrl+C
+for v in ("0", "nan", "inf", "-1", "abc", "1e999", "-0", "1e-300"):
+    # on a terminal, so that a bad speed is the only reason to stop
     case(
         name=f"s3-replay-speed-{v}",
         section="§3",
         fixture=True,
-        args=_fixture_cmd(lambda f, _v=v: ["replay", f.session, "--speed", _v]),
+        custom=lambda ctx, _v=v: run_pty(
+            ctx.cli + ["replay", ctx.fixture.get().session, "--speed", _v],
+            ctx.dir,
+            ctx.env,
+            QUIT_KEYS,
+            timeout=40,
+        ),
+        expect="any" if v in ("0", "-0", "inf", "1e-300") else "error",
         textual=True,
-        timeout=30,
+        timeout=50,
         quick=v == "nan",
     )
 
@@ -1073,8 +1097,8 @@ for label, setup, path, expect in BAD_FILES:
 
 PROBE = ["--lanes", "base:raw", "--max-tokens", "1", "--no-ptrue", "--limit", "1"]
 for label, data, expect, ext in (
-    ("bom-csv", "\ufeffquestion,answer,type\nWhat is 2+2?,4,facts\n", "ok", "csv"),
-    ("unclosed-quote-csv", 'question,answer,type\n"What is 2+2?,4,facts\nQ2,5,facts\n', "error", "csv"),
+    ("bom-csv", "\ufeffquestion,answer,type\nWhat is 2+2?,4,fact\n", "ok", "csv"),
+    ("unclosed-quote-csv", 'question,answer,type\n"What is 2+2?,4,fact\nQ2,5,fact\n', "error", "csv"),
     ("csv-bad-header", "foo,bar\n1,2\n", "error", "csv"),
     ("jsonl-type-int", '{"question": "What is 2+2?", "answer": "4", "type": 5}\n', "error", "jsonl"),
     ("jsonl-question-list", '{"question": ["a"], "answer": "4"}\n', "error", "jsonl"),
@@ -1972,6 +1996,7 @@ case(
 
 # --- classification ---------------------------------------------------------------------------
 
+PY_EXC = re.compile(r"\b[A-Z]\w*(Error|Exception)\b:")
 BOILERPLATE = re.compile(r"^(Usage:|Try '|\s*$)")
 
 
@@ -1999,11 +2024,21 @@ def raw_escape(c: Case, r: Result) -> str | None:
     return None
 
 
+ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[@-Z\\-_])")
+
+
 def classify(c: Case, ctx: Ctx, r: Result) -> Outcome:
+    if r.pty:
+        # what a user reads on the terminal: the screen's escape sequences taken out
+        text = ANSI.sub("", r.out).replace("\r", "\n")
+        r = Result(r.rc, r.out, "\n".join(ln for ln in text.splitlines() if ln.strip())[-3000:], r.seconds, pty=True)
+        if r.rc != 0:
+            errs = [ln.strip() for ln in r.err.splitlines() if ln.strip().startswith("Error")]
+            r.err = errs[-1] if len(errs) == 1 else r.err
     if r.rc is None:
         return Outcome("hang", f"no exit after {r.seconds:.0f} s")
     if "Traceback (most recent call last)" in r.out + r.err:
-        lines = [ln for ln in (r.err or r.out).splitlines() if ln.strip()]
+        lines = [ln for ln in ANSI.sub("", r.err or r.out).splitlines() if ln.strip()]
         return Outcome("traceback", lines[-1][:160] if lines else "Traceback")
     if why := raw_escape(c, r):
         return Outcome("raw-escape", why)
@@ -2015,17 +2050,26 @@ def classify(c: Case, ctx: Ctx, r: Result) -> Outcome:
             return Outcome("wrong", f"check failed: {type(e).__name__}: {e}")
     if r.rc == 0:
         if c.expect == "error":
-            return Outcome("wrong", "exit 0 where an error is due: " + one_line(r.out or r.err))
+            return Outcome("wrong", "exit 0 where an error is due: " + one_line(r.err if r.pty else r.out or r.err))
         return Outcome("ok")
     if c.expect == "ok":
         return Outcome("wrong", f"exit {r.rc} where success is due: " + one_line(r.err or r.out))
     lines = meaningful(r.err)
-    if len(lines) == 1 or sum(1 for ln in lines if ln.startswith("Error")) == 1:
-        return Outcome("ok", one_line(r.err), clear_error=True)
+    msg = None
+    if len(lines) == 1:
+        msg = lines[0]
+    elif errors := [ln for ln in lines if ln.startswith("Error")]:
+        msg = errors[0] if len(errors) == 1 else None
+    elif not lines and c.custom is None and r.out.strip():
+        # ask reports a lane's error on stdout (the last lines of its summary), exit 1
+        last = r.out.strip().splitlines()[-1]
+        if re.search(r"error|Error|refused|cannot|failed|timed out|closed", last):
+            msg = last
+    if msg is not None:
+        if PY_EXC.search(msg):
+            return Outcome("unclear", "a bare Python exception, not a message: " + one_line(msg))
+        return Outcome("ok", one_line(msg), clear_error=True)
     if not lines and c.custom is None:
-        # ask reports a lane's error on stdout (its summary), exit 1
-        if r.out.strip() and re.search(r"error|Error|refused|cannot|failed", r.out):
-            return Outcome("ok", one_line(r.out.strip().splitlines()[-1]), clear_error=True)
         return Outcome("unclear", f"exit {r.rc} with no message on stderr")
     if not lines:
         return Outcome("unclear", f"exit {r.rc} with no message")
