@@ -2290,10 +2290,9 @@ def classify(c: Case, ctx: Ctx, r: Result) -> Outcome:
             return Outcome("wrong", f"check failed: {type(e).__name__}: {e}")
     if r.rc == 0:
         if c.expect == "error":
-            return Outcome(
-                "wrong",
-                "exit 0 where an error is due: " + one_line(r.err if r.pty else r.out or r.err),
-            )
+            if r.pty:
+                return Outcome("wrong", "accepted: the app ran (and quit on Ctrl+Q)")
+            return Outcome("wrong", "exit 0 where an error is due: " + one_line(r.out or r.err))
         return Outcome("ok")
     if c.expect == "ok":
         return Outcome("wrong", f"exit {r.rc} where success is due: " + one_line(r.err or r.out))
@@ -2303,6 +2302,11 @@ def classify(c: Case, ctx: Ctx, r: Result) -> Outcome:
         msg = lines[0]
     elif errors := [ln for ln in lines if ln.startswith("Error")]:
         msg = errors[0] if len(errors) == 1 else None
+    elif not lines and c.json_out and r.out.strip().startswith("{"):
+        # ask --json reports each lane's error in the JSON, exit 1
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            errs = [ln["error"] for ln in json.loads(r.out)["lanes"] if ln.get("error")]
+            msg = "; ".join(errs) or None
     elif not lines and r.out.strip():
         # ask reports a lane's error on stdout, after "Logged to … (session ID)", exit 1
         m = re.search(r"\(session\s+[0-9a-f]+\)\n(.+)\Z", r.out.strip(), re.S)
