@@ -135,20 +135,26 @@ class Screen:
 @pytest.mark.xfail(reason="issue 13 §1, fixed in branch tuia", strict=False)
 async def test_served_demo_keeps_drawing_through_step_7_and_quits(served_demo):
     url = f"http://127.0.0.1:{served_demo}/ws?width=130&height=40"
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, timeout=30) as ws:
-        await ws.send_json(["resize", {"width": 130, "height": 40}])
-        screen = Screen(ws)
-        assert await screen.wait_for("F6 starts step 1", 0), "the demo never drew its first screen"
-        for step in range(1, 6):
+    async with aiohttp.ClientSession() as http:
+        ws = await asyncio.wait_for(http.ws_connect(url), timeout=60)
+        try:
+            await ws.send_json(["resize", {"width": 130, "height": 40}])
+            screen = Screen(ws)
+            assert await screen.wait_for("F6 starts step 1", 0), (
+                "the demo never drew its first screen"
+            )
+            for step in range(1, 6):
+                mark = await screen.press(F6)
+                assert await screen.wait_for(f"({step}/7", mark), f"step {step} was not drawn"
+            for _ in range(3):
+                mark = await screen.press(TAB)
+                # every Tab moves the focus: something is redrawn
+                assert await screen.wait_for("", mark, timeout=60), "Tab drew nothing"
             mark = await screen.press(F6)
-            assert await screen.wait_for(f"({step}/7", mark), f"step {step} was not drawn"
-        for _ in range(3):
-            mark = await screen.press(TAB)
-            # every Tab moves the focus: something is redrawn
-            assert await screen.wait_for("", mark, timeout=60), "Tab drew nothing"
-        mark = await screen.press(F6)
-        assert await screen.wait_for("(6/7", mark), "step 6 was not drawn after Tab ×3, F6"
-        mark = await screen.press(F6)
-        assert await screen.wait_for("(7/7", mark), "the demo froze: step 7 was not drawn"
-        await screen.press(CTRL_Q)
-        assert await screen.wait_closed(), "Ctrl+Q did not end the app"
+            assert await screen.wait_for("(6/7", mark), "step 6 was not drawn after Tab ×3, F6"
+            mark = await screen.press(F6)
+            assert await screen.wait_for("(7/7", mark), "the demo froze: step 7 was not drawn"
+            await screen.press(CTRL_Q)
+            assert await screen.wait_closed(), "Ctrl+Q did not end the app"
+        finally:
+            await ws.close()
