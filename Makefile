@@ -15,7 +15,7 @@ export CMAKE_ARGS
 PYTEST = $(BIN)/python -m pytest
 NO_TESTS_OK = rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests ran"; rc=0; fi; exit $$rc
 
-.PHONY: setup run ask test test-fast lint bench clean
+.PHONY: setup run ask test test-fast lint bench clean adversarial adversarial-quick
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,3 +50,11 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+
+# Issue 12's adversarial suite: hostile input and conditions against the real CLI (not pytest).
+# Prints tried / ok / clear errors / tracebacks / hangs / raw escapes / data lost / wrong / unclear.
+adversarial: setup
+	PYTHONPATH=. $(BIN)/python tests/adversarial/suite.py --jobs 2 --strict
+
+adversarial-quick: setup
+	PYTHONPATH=. $(BIN)/python tests/adversarial/suite.py --quick --jobs 2 --strict
