@@ -468,6 +468,28 @@ def test_grade_command_json_and_table(tmp_path):
     # the terminal sees the escape sequence as visible text, never as a colour change
     assert r.exit_code == 0 and "Geneva" in r.output and "\x1b" not in r.output and "␛" in r.output
     assert "1 correct, 2 incorrect, 1 not attempted" in r.output
+    assert "labels" not in summary and "hand labels" not in r.output  # no row has a label
+
+
+def test_grade_command_counts_agreement_with_hand_labels(tmp_path):
+    f = tmp_path / "labeled.jsonl"
+    rows = [
+        ("Lima.", CORRECT),  # the grader agrees
+        ("Quito.", CORRECT),  # a wrong hand label: the grader says incorrect
+        ("I'd have to look that up.", NOT_ATTEMPTED),  # agrees
+        ("Lima or Quito.", None),  # no label: not counted
+    ]
+    lines = [
+        {"question": "Capital of Peru?", "answers": ["Lima"], "type": "fact", "response": t}
+        | ({"label": label} if label else {})
+        for t, label in rows
+    ]
+    f.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    r = _cli("grade", f, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["summary"]["labels"] == {"n": 3, "agree": 2}
+    r = _cli("grade", f)
+    assert r.exit_code == 0 and "agrees with 2 of 3 hand labels (66.7%)" in r.output
 
 
 def test_grade_command_csv_and_bad_rows(tmp_path):

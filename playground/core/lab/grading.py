@@ -6,6 +6,8 @@ confidence signals are computed over the same span. Within it:
 - a gold alias must appear whole (all its words, in order, as whole tokens; short golds such as a
   letter or an element symbol are matched case-sensitively and never as the pronoun "I"); long
   golds (TruthfulQA sentences) may match by all their content words, if no negation flips them;
+- numbers and dates are read one way whatever their spelling ("thirty-two" = 32, "two hundred
+  and six" = 206, "9 November 1989" = "1989-11-09"); a list marker before the answer is skipped;
 - a gold mention that is negated ("Geneva, not Bern"), reported and contradicted ("often
   attributed to Edison, but ..."), or hedged with another candidate ("Lima or Quito", a known
   wrong answer, a TruthfulQA incorrect answer) is INCORRECT;
