@@ -866,6 +866,9 @@ def grade_file(file, as_json):
         "not_attempted": outcomes.count("not_attempted"),
         "target_scores": {f"{t:g}": round(target_score(outcomes, t), 6) for t in TARGETS},
     }
+    labeled = [(r.label, o) for r, o in zip(rows, outcomes, strict=True) if r.label]
+    if labeled:  # rows with a hand label: how often the grader agrees with it
+        summary["labels"] = {"n": len(labeled), "agree": sum(a == b for a, b in labeled)}
     if as_json:
         items = [{"outcome": g["outcome"], "reason": g["reason"]} for g in grades]
         click.echo(json.dumps({"items": items, "summary": summary}, ensure_ascii=False))
@@ -891,6 +894,11 @@ def grade_file(file, as_json):
         f"{summary['not_attempted']} not attempted · score with target t: "
         + ", ".join(f"t={k} {v:+.3f}" for k, v in summary["target_scores"].items())
     )
+    if labeled:
+        agree = sum(a == b for a, b in labeled)
+        console.print(
+            f"agrees with {agree} of {len(labeled)} hand labels ({agree / len(labeled):.1%})"
+        )
 
 
 COMMANDS = [probe, report, validity, interrogate, grade_file]

@@ -6,6 +6,8 @@ confidence signals are computed over the same span. Within it:
 - a gold alias must appear whole (all its words, in order, as whole tokens; short golds such as a
   letter or an element symbol are matched case-sensitively and never as the pronoun "I"); long
   golds (TruthfulQA sentences) may match by all their content words, if no negation flips them;
+- numbers and dates are read one way whatever their spelling ("thirty-two" = 32, "two hundred
+  and six" = 206, "9 November 1989" = "1989-11-09"); a list marker before the answer is skipped;
 - a gold mention that is negated ("Geneva, not Bern"), reported and contradicted ("often
   attributed to Edison, but ..."), or hedged with another candidate ("Lima or Quito", a known
   wrong answer, a TruthfulQA incorrect answer) is INCORRECT;
@@ -46,10 +48,18 @@ _ABSTAIN = re.compile(
     r"(answer|know|say|predict|tell|determine|provide|find|help|confirm|identify|access|see|"
     r"count|read|guess|verify|browse|look)|no comment|never heard of|"
     r"(do not|don't|dont|cannot|can't) (recogni[sz]e|place)|"
-    r"(there is|there are|i know of) no \w+ (called|named|by that name)|"
+    r"(there is|there are|i know of) no (\w+ ){1,3}(called|named|by that name)|"
+    r"not (a |an |any )?(\w+ ){0,3}(that )?i (know|recogni[sz]e|have heard) of|"
+    r"(do not|don't|dont) (think|believe) (that )?(\w+ ){0,4}(exists?|is real)|"
+    r"(have|need) to (look\b.{0,12}\bup|check|search|verify|research)|"
+    r"too (early|soon) to (tell|say|know|predict)|"
+    r"will (only )?be (announced|decided|determined|revealed)|^\W*n/?a\W*$|"
+    r"je ne (le )?sais pas|\bno (lo )?s[eé]\b|ich wei(ß|ss) (es )?nicht|n[aã]o sei|non (lo )?so\b|"
+    r"не знаю|不知道|わかりません|分かりません|"
     r"no (reliable |specific |available |public |accurate |verifiable |such |further )?"
     r"(information|data|details|record|records|knowledge|answer)|"
-    r"(do not|don't|dont|does not|doesn't) have (any |the |enough |access to |specific |reliable )*"
+    r"(do not|don't|dont|does not|doesn't) have (any |the |that |this |such |enough |access to |"
+    r"specific |reliable )*"
     r"(information|data|knowledge|details|ability|access|answer|way)|"
     r"i have no (information|knowledge|data|way|idea|access)|"
     r"(is|are|remains?|still) (unknown|not known|uncertain|unclear)|^\W*unknown\W*$|"
@@ -58,7 +68,9 @@ _ABSTAIN = re.compile(
     r"(nobody|no one|no-one) (can |could |will )?(know|knows|predict|tell)|"
     r"(does not|doesn't|did not|didn't) exist|there is no (such|record|known|evidence)|"
     r"not (a )?real|fictional|made[- ]up|not aware of|beyond my (knowledge|abilities)|"
-    r"(cannot|can't) be (known|predicted|determined)|in the future|has not happened|hasn't happened|"
+    r"(cannot|can't) be (known|predicted|determined)|in the future|"
+    r"(has not|hasn't|have not|haven't|had not) (yet )?(been )?(happened|awarded|announced|decided|"
+    r"determined|held|played|chosen|elected|taken place|occurred)|"
     r"as an ai|i'?m an ai|language model)",
     re.IGNORECASE,
 )
@@ -69,9 +81,11 @@ STOPWORDS = frozenset(
     that these those there here i me my we our you your he him his she her they them their who whom
     whose what which when where why how do does did done have has had will would shall should can
     could may might must so very just also too some any all about into than then there's it's
-    i'm i've i'd let let's
+    i'm i've i'd let let's that's what's who's here's where's he's she's they're we're you're
     """.split()
 )
+# normalized words have lost their apostrophes ("That's" -> "thats")
+STOPWORDS = STOPWORDS | {w.replace("'", "") for w in STOPWORDS}
 FILLER = frozenset(
     """sorry apologize apologies unfortunately please help helpful else anything something more
     context provide check know question answer answers information sure certain happy assist glad
@@ -90,6 +104,8 @@ CONTRAST = frozenset("but however actually although though whereas while instead
 REPORTED = frozenset(
     "attributed credited believed thought said claimed popularly commonly often widely".split()
 )
+_SAYING = frozenset("say says think believe claim claims".split())
+_SAYERS = frozenset("some many people others they most".split())
 DENIED_AFTER = frozenset("incorrect wrong false myth misconception mistake".split())
 MODIFIERS = frozenset(
     "east west north south northern southern eastern western new old upper lower little greater central".split()
@@ -148,14 +164,116 @@ def _norm_token(raw: str) -> str:
     return NUMBER_WORDS.get(low, low)
 
 
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+
+
+def _number_parts(tok: _Tok) -> list[int] | None:
+    """The values of a number word or a hyphenated compound ("forty-five" -> [40, 5])."""
+    if tok.punct:
+        return None
+    parts = tok.raw.lower().split("-")
+    values = []
+    for w in parts:
+        if w in _SCALES:
+            values.append(-_SCALES[w])  # a scale multiplies; marked negative
+        elif w in NUMBER_WORDS and w not in ("once", "twice", "thrice"):
+            values.append(int(NUMBER_WORDS[w]))
+        else:
+            return None
+    return values
+
+
+def _merge_numbers(toks: list[_Tok]) -> list[_Tok]:
+    """Number words written out become one number: "thirty-two" -> 32, "two hundred and six"
+    -> 206, "one thousand" -> 1000, a year read in pairs "nineteen forty-five" -> 1945. A run
+    that does not read as one number ("one two three") stays word by word."""
+    out: list[_Tok] = []
+    k = 0
+    while k < len(toks):
+        first = _number_parts(toks[k])
+        if first is None:
+            out.append(toks[k])
+            k += 1
+            continue
+        total, group, prev, j, values = 0, 0, 0, k, first
+        used = -1  # the last token read into the number
+        ok = True
+        while True:
+            for v in values:
+                if v < 0:  # hundred, thousand, million
+                    if v == -100:
+                        if not 0 < group < 100:
+                            ok = False
+                            break
+                        group *= 100
+                    else:
+                        total += max(group, 1) * -v
+                        group = 0
+                elif group == 0 or prev < 0 or (prev >= 20 and prev % 10 == 0 and v < 10):
+                    group += v  # "twenty" + "five", "hundred" + "six"
+                elif v >= 10 and 10 <= group < 100:
+                    group = group * 100 + v  # a year read in pairs: "nineteen" "forty"
+                else:
+                    ok = False
+                    break
+                prev = v
+            if not ok:
+                break
+            used = j
+            nxt = j + 1
+            if nxt + 1 < len(toks) and toks[nxt].raw.lower() == "and" and prev < 0:
+                nxt += 1  # "two hundred and six"
+            parts = _number_parts(toks[nxt]) if nxt < len(toks) else None
+            if parts is None:
+                break
+            j, values = nxt, parts
+        if used < 0 or (used == k and "-" not in toks[k].raw):
+            out.append(toks[k])  # not a number, or one number word: as normalized before
+            k += 1
+            continue
+        value = total + group
+        raw = " ".join(t.raw for t in toks[k : used + 1])
+        out.append(_Tok(raw, str(value), False))
+        k = used + 1
+    return out
+
+
+_MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
+_MONTH = r"(?P<mon>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
+_DATES = (
+    re.compile(r"\b(?P<year>\d{4})-(?P<num>\d{1,2})-(?P<day>\d{1,2})\b"),  # 1989-11-09
+    re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+(?P<year>\d{{4}})\b", re.I),
+    re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+(?P<year>\d{{4}})\b", re.I),
+)
+
+
+def _date(m: re.Match[str]) -> str:
+    g = m.groupdict()
+    month = int(g["num"]) if g.get("num") else _MONTHS.index(g["mon"].lower()) + 1
+    day = int(g["day"])
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return m.group()
+    return f"{g['year']} {month} {day}"
+
+
+def _dates(s: str) -> str:
+    """Dates written one way: "9 November 1989", "November 9th, 1989" and "1989-11-09" all
+    read "1989 11 9" (a year alone still matches a year gold)."""
+    for pattern in _DATES:
+        s = pattern.sub(_date, s)
+    return s
+
+
 def _tokens(s: str) -> list[_Tok]:
     out: list[_Tok] = []
-    for m in _TOKEN.finditer(ascii_fold(s)):
+    for m in _TOKEN.finditer(_dates(ascii_fold(s))):
         raw = m.group()
         if raw[0].isalnum():
             out.append(_Tok(raw, _norm_token(raw), False))
         else:
             out.append(_Tok(raw, "", True))
+    out = _merge_numbers(out)
     for k, t in enumerate(out):
         # "a" that ends a clause is the letter a, not an article ("the first letter is 'a'.")
         if not t.punct and not t.norm and (k + 1 == len(out) or out[k + 1].punct):
@@ -225,7 +343,7 @@ def first_answer(text: str) -> str:
 def _clauses(span: str) -> list[str]:
     """Sentences and clauses (split at punctuation and at "but"/"however"/"although")."""
     parts = re.split(
-        r"(?<=[.!?;])\s+|(?:(?<!\d),|,(?!\d))\s*|\s+(?=\b(?:but|however|although|though|whereas)\b)|\n",
+        r"(?<=[.!?;])\s+|(?:(?<!\d),|,(?!\d)(?!\s\d{4}\b))\s*|\s+(?=\b(?:but|however|although|though|whereas)\b)|\n",
         span,
         flags=re.IGNORECASE,
     )
@@ -249,7 +367,7 @@ _DANGLING = frozenset("is are was were be of the a an by in to for at on will wo
 # what a denial may name without claiming anything ("not a real person")
 _GENERIC = frozenset(
     "person people character name entity place town city country book novel author species "
-    "animal figure individual thing one anyone someone record".split()
+    "animal figure individual private thing one anyone someone record or".split()
 )
 
 
@@ -275,6 +393,24 @@ def _echo_claims(clause: str) -> bool:
     return len(words) >= 3 and words[-1] not in _DANGLING
 
 
+_QUESTION_WORDS = frozenset(
+    "who whom whose what which when where why how do does did is are was were can could would will "
+    "should may shall have has am".split()
+)
+# advice to the user after an abstention ("..., so you should check the official site")
+_ADVICE = re.compile(
+    r"(and |so |but |instead,? )?(you|please|i (would |'d )?(recommend|suggest))\b", re.I
+)
+
+
+def _question_back(clause: str) -> bool:
+    """A question asked back ("Could you give me more context?", "Who do you mean?"), not a
+    tentative answer with a question mark ("Possibly a footballer?", "Ankara?")."""
+    words = [t.norm for t in _tokens(clause) if not t.punct and t.norm]
+    # the first word, or the second after a label ("Q: Who discovered penicillin?")
+    return any(w in _QUESTION_WORDS for w in words[:2]) or "you" in words
+
+
 def _claims(span: str, question: str, golds: Iterable[str] = ()) -> tuple[list[str], bool, str]:
     """The clauses that claim something (not an abstention, not a question back, more than an
     echo of the question), whether some clause abstains, and the span without its abstaining
@@ -292,8 +428,10 @@ def _claims(span: str, question: str, golds: Iterable[str] = ()) -> tuple[list[s
         if prev:
             abstains = True
             continue
+        if abstains and _ADVICE.match(clause):
+            continue  # "I can't know that, and you should check the news": no claim either
         kept.append(clause)
-        if clause.rstrip().endswith("?"):
+        if clause.rstrip().endswith("?") and _question_back(clause):
             continue
         if _content(clause, skip) or (skip and _echo_claims(clause)):
             claims.append(clause)
@@ -402,7 +540,11 @@ class _Reader:
             w = self.norms[k]
             if not raw[:1].isupper() or w in STOPWORDS or w in FILLER or raw == "I":
                 continue
-            if not any(joined.format(w) in f" {x} " or joined.format(w) in x for x in longer):
+            name = joined.format(w)
+            if not any(
+                name in f" {x} " or name in x or name.replace(" ", "") in x.replace(" ", "")
+                for x in longer
+            ):
                 return True
         return False
 
@@ -422,8 +564,9 @@ class _Reader:
                 return "negated"
         k = i - 1
         while k >= 0 and i - k <= 6 and not self._boundary(k, i):
-            if self.norms[k] in REPORTED:
-                return "reported"
+            w = self.norms[k]
+            if w in REPORTED or (w in _SAYING and k > 0 and self.norms[k - 1] in _SAYERS):
+                return "reported"  # "often attributed to X", "some say X"
             k -= 1
         return "positive"
 
@@ -512,8 +655,20 @@ def _content_match(reader: _Reader, alias: str) -> bool:
     return neg_gold == any(w in NEGATIONS for w in reader.norms)
 
 
-def _bare(clause: str, probe: Probe) -> bool:
-    """A clause that is a bare answer (a few words beyond the question's own)."""
+_RESTATE = re.compile(
+    r"(?:which|that is|i\.?e\.?|or|also|aka|now|today|nowadays|in other words)\b|=", re.I
+)
+# a list item's marker or a Markdown heading's hashes before the answer
+_LIST_MARK = re.compile(r"^\s*(?:#{1,6}|[-*•+]|\(?\d{1,2}[.)])\s+")
+
+
+def _bare(clause: str, probe: Probe, span: str) -> bool:
+    """A clause that is a bare answer (a few words beyond the question's own), and not one that
+    the next clause restates ("It freezes at 0°C, which is 32°F.", "..., today it is Tokyo.")."""
+    at = span.find(clause)
+    rest = span[at + len(clause) :].lstrip(" ,;:—–-") if at >= 0 else ""
+    if clause.rstrip()[-1:] not in (".", "!", "?") and _RESTATE.match(rest):
+        return False
     skip = {w for t in _tokens(probe.question) for w in t.norm.split()}
     words = normalize(clause).split()
     if any(w in NEGATIONS for w in words):
@@ -525,6 +680,7 @@ def _grade_span(probe: Probe, span: str) -> tuple[Outcome, str, bool]:
     """(outcome, reason, abstained) of one answer span."""
     if not span.strip():
         return NOT_ATTEMPTED, "empty answer", False
+    span = _LIST_MARK.sub("", span)  # "1. Jupiter", "- Jupiter", "## Jupiter"
     golds = list(probe.answers)
     # a letter task's answer may be the question's own word ("banana" spelled backwards)
     question = "" if probe.type == "letters" else probe.question
@@ -547,11 +703,15 @@ def _grade_span(probe: Probe, span: str) -> tuple[Outcome, str, bool]:
     if not mentions and any(_content_match(reader, g) for g in golds):
         positive = [_Mention(0, 0, "positive")]
     gold_spans = [(m.start, m.end) for m in mentions]
+    asked = set(normalize(probe.question).split())  # "ocean" of "Pacific Ocean" tells nothing
     gold_words = {
-        w for g in golds for w in normalize(g).split() if w not in STOPWORDS or " " not in g.strip()
+        w
+        for g in golds
+        for w in normalize(g).split()
+        if (w not in STOPWORDS or " " not in g.strip()) and w not in asked
     }
     first = set(normalize(claims[0]).split()) if claims else set()
-    if positive and claims and not first & gold_words and _bare(claims[0], probe):
+    if positive and claims and not first & gold_words and _bare(claims[0], probe, kept):
         # "Spanish. Portuguese is also spoken.": the answer given first is another candidate
         return INCORRECT, f"answers {claims[0]!r} first, not the gold answer", False
     if positive:
