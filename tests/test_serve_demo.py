@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "sessions" / "demos" / "hallucination.toml"
+DEMO = REPO / "playground" / "data" / "demos" / "hallucination.toml"
 F6 = "\x1b[17~"
 TAB = "\t"
 CTRL_Q = "\x11"
@@ -142,7 +142,6 @@ class Screen:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 13 §1, fixed in branch tuia", strict=False)
 async def test_served_demo_keeps_drawing_through_step_7_and_quits(served_demo):
     url = f"http://127.0.0.1:{served_demo}/ws?width=130&height=40"
     async with aiohttp.ClientSession() as http:

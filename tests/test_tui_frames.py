@@ -122,7 +122,9 @@ async def test_the_default_demo_walks_every_step_with_a_lane_focused(db_path, tm
     from playground.tui.screens.help import HelpScreen
     from playground.tui.widgets.lane import LaneView
 
-    script = (ROOT / "sessions" / "demos" / "hallucination.toml").read_text(encoding="utf-8")
+    script = (ROOT / "playground" / "data" / "demos" / "hallucination.toml").read_text(
+        encoding="utf-8"
+    )
     demo = tmp_path / "demo.toml"  # the same steps and lanes, shorter answers
     demo.write_text(re.sub(r"max_tokens = \d+", "max_tokens = 6", script), encoding="utf-8")
     app = make_demo_app(demo, db_path)

@@ -1897,7 +1897,7 @@ for sig, q in ((signal.SIGTERM, True), (signal.SIGHUP, True), (signal.SIGINT, Fa
 for front, args in (
     ("app", ["app", "--lanes", "base:raw"]),
     ("bare", []),
-    ("demo", ["demo", str(REPO / "sessions" / "demos" / "hallucination.toml")]),
+    ("demo", ["demo", str(REPO / "playground" / "data" / "demos" / "hallucination.toml")]),
     ("review", None),
 ):
     for how, stdin in (("devnull", None), ("binary", b"\xff\xfe\x00\x1b[A" * 1000)):
