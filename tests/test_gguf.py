@@ -32,6 +32,13 @@ def test_directory(tmp_path):
         inspect_gguf(tmp_path)
 
 
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+    with pytest.raises(GGUFError, match="not a regular file"):
+        inspect_gguf(fifo)
+
+
 def test_not_gguf(tmp_path):
     p = tmp_path / "model.gguf"
     p.write_text("this is a text file, not a model\n" * 10)

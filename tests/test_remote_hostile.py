@@ -335,6 +335,18 @@ def test_a_trickle_before_the_first_token_meets_the_first_token_deadline(hostile
     assert ex["status"] == "error" and ex["completion_tokens"] == 0
 
 
+def test_the_older_timeout_key_also_bounds_the_first_token(hostile, tmp_path):
+    """`timeout` was httpx's read timeout (first byte and every gap): a catalog that still says
+    `timeout = 1` must not wait the 120 s default for a trickle before the first token."""
+
+    def post(h, body):
+        h.start()
+        trickle(h, b'data: {"choices": [{"delta": {"content": "Paris is a very long word' * 50)
+
+    r, _, _ = one_lane(tmp_path, hostile(post), timeout=1)
+    assert r.status == "error" and "sent no token within 1 s" in r.error, r.error
+
+
 def test_a_trickle_of_response_headers_meets_the_first_token_deadline(hostile, tmp_path):
     def post(h, body):
         trickle(h, b"HTTP/1.0 200 OK\r\nX-Slow: " + b"a" * 1000)
@@ -714,4 +726,6 @@ def test_catalog_deadlines_and_max_concurrent_are_checked(tmp_path):
             catalog_with(tmp_path, url="http://127.0.0.1:1/v1", **{key: value})
     cat = catalog_with(tmp_path, url="http://127.0.0.1:1/v1", timeout=3, answer_timeout=9)
     d = cat.models["remote"].deadlines
-    assert (d.token, d.answer, d.first_token) == (3.0, 9.0, 120.0)
+    assert (d.token, d.answer, d.first_token) == (3.0, 9.0, 3.0)  # `timeout`: first byte and gaps
+    cat = catalog_with(tmp_path, url="http://127.0.0.1:1/v1", timeout=3, first_token_timeout=30)
+    assert cat.models["remote"].deadlines.first_token == 30.0

@@ -88,7 +88,8 @@ PACKAGES = {
 @dataclass(frozen=True)
 class Deadlines:
     """How long a server may take, in seconds: deadlines that a trickle of bytes cannot reset.
-    Each is a catalog key `<name>_timeout` (`timeout` is an older name for `token_timeout`)."""
+    Each is a catalog key `<name>_timeout` (`timeout`, the older key, sets `token_timeout` and,
+    unless given, `first_token_timeout`)."""
 
     connect: float = 5.0  # to open the connection
     check: float = 10.0  # the whole /models answer when the model is first used
@@ -339,7 +340,9 @@ def _deadlines(entry: dict[str, Any], where: str) -> Deadlines:
         raise CatalogError(f"{where}: give token_timeout or timeout (its older name), not both")
     found: dict[str, float] = {}
     for name in ("connect", "check", "first_token", "token", "answer"):
-        key = "timeout" if name == "token" and "timeout" in entry else f"{name}_timeout"
+        key = f"{name}_timeout"
+        if key not in entry and name in ("token", "first_token") and "timeout" in entry:
+            key = "timeout"  # the older key was httpx's read timeout: first byte and every gap
         value = entry.get(key)
         if value is None:
             continue

@@ -236,6 +236,8 @@ def inspect_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
         raise GGUFError(f"model file not found: {p}")
     if p.is_dir():
         raise GGUFError(f"{p} is a directory, not a GGUF model file")
+    if not p.is_file():  # opening a FIFO would wait for a writer forever
+        raise GGUFError(f"{p} is not a regular file (a pipe or a device), not a GGUF model file")
     try:
         size = p.stat().st_size
         fh = p.open("rb")

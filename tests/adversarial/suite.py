@@ -578,8 +578,9 @@ def json_ok(check_exact: str | None = None) -> Check:
         if r.rc != 0:
             return None
         try:
-            data = json.loads(r.out) if r.out.strip().startswith(("{", "[")) else None
-            if data is None:
+            try:
+                data = json.loads(r.out)
+            except ValueError:  # JSON Lines: one object a line
                 data = [json.loads(line) for line in r.out.splitlines() if line.strip()]
         except ValueError as e:
             return Outcome("wrong", f"output is not JSON: {e}")
@@ -2336,6 +2337,7 @@ def run_case(
 ) -> tuple[Case, Outcome, Result, float]:
     d = Path(tempfile.mkdtemp(prefix=f"pg-adv-{c.name[:30].replace('/', '_')}-"))
     os.chmod(d, 0o755)
+    (d / "sessions").mkdir()  # an explicit PLAYGROUND_DB's folder must exist (issue 13 §6)
     env = {
         k: v
         for k, v in os.environ.items()
