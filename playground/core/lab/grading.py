@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypedDict
 
 from playground.core.facts import ascii_fold
-from playground.core.lab.probes import TYPES, Probe, ProbeError, ProbeType
+from playground.core.lab.probes import (
+    TYPES,
+    Probe,
+    ProbeError,
+    ProbeType,
+    jsonl_rows,
+    read_text_file,
+)
 
 # SimpleQA's outcomes for one answer.
 Outcome = Literal["correct", "incorrect", "not_attempted"]
@@ -885,28 +892,10 @@ def _response(row: dict[str, Any], where: str, i: int, csv_text: bool) -> Respon
 def read_responses(path: Path) -> list[Response]:
     """Rows of question, answers, type and response from a .jsonl or .csv file (unknown fields
     ignored); a bad row is a ProbeError naming the file and line."""
-    if not path.is_file():
-        raise ProbeError(
-            f"{path}: not a regular file" if path.exists() else f"{path}: no such file"
-        )
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ProbeError(f"{path}: not UTF-8 text (byte {e.start})") from e
-    except OSError as e:
-        raise ProbeError(f"cannot read {path}: {e.strerror}") from e
+    text = read_text_file(path)
     out: list[Response] = []
     if path.suffix.lower() in (".jsonl", ".json"):
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ProbeError(f"{where}: not valid JSON ({e.msg})") from e
-            if not isinstance(row, dict):
-                raise ProbeError(f"{where}: each line must be a JSON object")
+        for row, where in jsonl_rows(path, text):
             out.append(_response(row, where, len(out), csv_text=False))
     elif path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text), strict=True)

@@ -8,7 +8,7 @@ import io
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -275,27 +275,41 @@ def _read_csv(path: Path, text: str) -> list[Probe]:
     return out
 
 
-def load_file(path: Path) -> list[Probe]:
-    if not path.is_file():  # a FIFO or a device would block or never end; a folder has no rows
-        raise ProbeError(f"{path}: not a regular file")
+def read_text_file(path: Path) -> str:
+    """A user's .csv/.jsonl file as text; anything but a readable UTF-8 regular file is a
+    ProbeError (a FIFO or a device would block or never end; a folder has no rows)."""
+    if not path.is_file():
+        raise ProbeError(
+            f"{path}: not a regular file" if path.exists() else f"{path}: no such file"
+        )
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the header
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of a header
     except UnicodeDecodeError as e:
         raise ProbeError(f"{path}: not UTF-8 text (byte {e.start})") from e
     except OSError as e:
         raise ProbeError(f"cannot read {path}: {e.strerror}") from e
+
+
+def jsonl_rows(path: Path, text: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Each JSON object of a JSON Lines text with where it is ("FILE, line N")."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ProbeError(f"{where}: not valid JSON ({e.msg})") from e
+        if not isinstance(row, dict):
+            raise ProbeError(f"{where}: each line must be a JSON object")
+        yield row, where
+
+
+def load_file(path: Path) -> list[Probe]:
+    text = read_text_file(path)
     out: list[Probe] = []
     if path.suffix.lower() in (".jsonl", ".json"):
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ProbeError(f"{where}: not valid JSON ({e.msg})") from e
-            if not isinstance(row, dict):
-                raise ProbeError(f"{where}: each line must be a JSON object")
+        for row, where in jsonl_rows(path, text):
             out.append(_probe(row, where, len(out), path.stem))
     elif path.suffix.lower() == ".csv":
         out = _read_csv(path, text)
