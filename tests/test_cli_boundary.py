@@ -472,3 +472,45 @@ def test_the_package_ships_its_data_files():
         p for p in (package / "data").rglob("*") if p.is_file() and "__pycache__" not in p.parts
     }
     assert data and data <= shipped, sorted(str(p) for p in data - shipped)
+
+
+# -- what the adversarial suite's full run on the merged branches still found ---------------------
+
+
+def test_a_database_of_another_program_is_refused_and_left_as_it_was(tmp_path):
+    db = tmp_path / "other.db"
+    c = sqlite3.connect(db)
+    c.execute("create table exchanges (x text)")
+    c.execute("insert into exchanges values ('someone else')")
+    c.execute("PRAGMA user_version = 2")
+    c.commit()
+    c.close()
+    for args in (["sessions"], ["export", "--all", "--format", "jsonl"], ["report"]):
+        err = one_line_error(cli(*args, "--db", str(db)))
+        assert "not a playground session log" in err and str(db) in err, err
+    c = sqlite3.connect(db)
+    assert c.execute("select x from exchanges").fetchall() == [("someone else",)]
+    assert c.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_a_catalog_value_of_the_wrong_type_is_named(tmp_path):
+    (tmp_path / "models.toml").write_text(
+        '[[model]]\nid = "x"\nkind = "base"\nfile = 5\n', encoding="utf-8"
+    )
+    err = one_line_error(cli("models", "--models-dir", str(tmp_path)))
+    assert "file must be a text value, not 5" in err, err
+
+
+def test_thousands_of_lanes_are_refused_at_once():
+    err = one_line_error(cli("ask", "--lanes", ",".join(["base:raw"] * 2500), "q"))
+    assert "2500 lanes given: at most 16" in err, err
+
+
+def test_a_top_k_beyond_any_vocabulary_is_refused():
+    err = one_line_error(cli("ask", "--lanes", "base:raw", "--top-k", str(2**70), "q"))
+    assert "top-k must be a whole number from 0" in err, err
+
+
+def test_a_question_piped_in_that_is_not_utf8_is_refused():
+    err = one_line_error(cli("ask", "--lanes", "base:raw", input=b"Who is \xff\xfe?\n"))
+    assert "standard input is not UTF-8 text (byte 7)" in err, err

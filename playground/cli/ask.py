@@ -323,7 +323,13 @@ def ask(
             raise click.UsageError(
                 'give a QUESTION (playground ask "Who is Zyler Vance?"), or pipe one in'
             )
-        question = sys.stdin.read()
+        data = sys.stdin.buffer.read()
+        try:
+            question = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise PlaygroundError(
+                f"the question on standard input is not UTF-8 text (byte {e.start})"
+            ) from None
     if not question.strip():
         raise PlaygroundError("the question is empty")
     specs = parse_lanes(lanes_text)

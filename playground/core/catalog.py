@@ -282,6 +282,8 @@ def _parse_entry(entry: object, folder: Path, where: str) -> ModelSpec:
         raise CatalogError(f"{where}: give exactly one of path, file, package or url")
     src = sources[0]
     value = entry[src]
+    if not isinstance(value, str) or not value.strip():
+        raise CatalogError(f"{where}: {src} must be a text value, not {value!r}")
     path = package = None
     url = None
     if src == "url":

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import llama_cpp
 
 TOP_K_ALTERNATIVES = 5
+MAX_TOP_K = 2**31 - 1  # larger than any vocabulary (and it is logged: SQLite integers)
 MAX_SEED = 2**63 - 1  # the largest integer SQLite stores (the log keeps the seed)
 # Prompts evaluated for figures that must not depend on the cache's history go in chunks of this
 # many tokens, starting at multiples of it (see Model._prepare).
@@ -60,8 +61,10 @@ class Sampling:
             raise EngineError(f"temperature must be a number >= 0, not {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise EngineError(f"top-p must be in (0, 1], not {self.top_p}")
-        if self.top_k < 0:
-            raise EngineError(f"top-k must be >= 0, not {self.top_k}")
+        if not 0 <= self.top_k <= MAX_TOP_K:
+            raise EngineError(
+                f"top-k must be a whole number from 0 (no limit) to 2^31-1, not {self.top_k}"
+            )
         if self.max_tokens < 1:
             raise EngineError(f"max tokens must be at least 1, not {self.max_tokens}")
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:

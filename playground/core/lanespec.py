@@ -76,8 +76,15 @@ def parse_lane(text: str) -> LaneSpec:
     return LaneSpec(model=model, mode=mode, abstain=abstain, search=search)
 
 
+MAX_LANES = 16  # what one --lanes may ask for (probe --targets makes more lanes after this)
+
+
 def parse_lanes(text: str) -> list[LaneSpec]:
     parts = [p for p in text.split(",") if p.strip()]
     if not parts:
         raise LaneSpecError("no lanes given: e.g. --lanes base:few-shot,tuned:chat")
+    if len(parts) > MAX_LANES:
+        raise LaneSpecError(
+            f"{len(parts)} lanes given: at most {MAX_LANES} at once (the app shows up to 4)"
+        )
     return [parse_lane(p) for p in parts]

@@ -303,9 +303,17 @@ class SessionLog:
             return
         if version > 0:
             self.backup = self._backup(db, version)
-        with self.transaction(db):
-            version = db.conn.execute("PRAGMA user_version").fetchone()[0]
-            migrations.apply(db, version, now_iso())
+        try:
+            with self.transaction(db):
+                version = db.conn.execute("PRAGMA user_version").fetchone()[0]
+                migrations.apply(db, version, now_iso())
+        except (sqlite_utils.db.AlterError, sqlite3.OperationalError) as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise
+            raise LogError(
+                f"{self.path} is not a playground session log that can be updated ({e}); "
+                "it was left untouched: use another file with --db"
+            ) from e
 
     @contextlib.contextmanager
     def transaction(
