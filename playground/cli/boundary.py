@@ -17,6 +17,8 @@ import re
 import signal
 import sqlite3
 import sys
+import threading
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -134,17 +136,26 @@ def set_death_signal() -> None:
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def die_with_parent() -> None:
-    """In a process serve started: ask the kernel to send SIGTERM when serve dies (Linux).
+def die_with_parent(poll_s: float = 0.5) -> None:
+    """In a process serve started: end (SIGTERM to ourselves, so the app quits as on Ctrl+Q)
+    once serve is gone, even after a SIGKILL of serve.
 
-    Called at start-up when DIE_WITH_PARENT holds serve's process id; if serve is already gone
-    by then (its id is no longer our parent's), stop at once."""
+    Called at start-up when DIE_WITH_PARENT holds serve's process id. A watcher thread compares
+    our parent with it; the kernel's parent-death signal (PR_SET_PDEATHSIG) cannot be used here:
+    it fires when the *thread* that started us exits, and textual-serve starts apps from a
+    thread that does (the served demo quit on its first step)."""
     wanted = os.environ.pop(DIE_WITH_PARENT, None)  # for us, not for what we start
-    if not wanted or not sys.platform.startswith("linux"):
+    if not wanted:
         return
-    set_death_signal()
-    if str(os.getppid()) != wanted:
+    if str(os.getppid()) != wanted:  # serve is already gone
         os._exit(1)
+
+    def watch() -> None:
+        while str(os.getppid()) == wanted:
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="die-with-serve", daemon=True).start()
 
 
 def needs_terminal(what: str) -> None:

@@ -2,7 +2,7 @@
 
 The app processes textual-serve starts (one a browser tab) end with serve, however serve ends:
 on SIGTERM, SIGHUP and Ctrl-C serve ends them itself, at once; on SIGKILL the kernel does, since
-each asks for a signal when its parent dies (boundary.DIE_WITH_PARENT, read at start-up).
+each watches for its parent to go (boundary.DIE_WITH_PARENT, read at start-up).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from textual import events, on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
@@ -32,7 +32,13 @@ from playground.tui.keys import ANY_SCREEN_ACTIONS, LANES_SCREEN_KEYS
 from playground.tui.screens.forms import Confirm, LaneSettingsScreen, TextPrompt
 from playground.tui.screens.help import HelpScreen
 from playground.tui.screens.inspector import InspectorScreen
-from playground.tui.widgets.lane import LaneView, align_turns, following, scroll_together
+from playground.tui.widgets.lane import (
+    LaneView,
+    align_turns,
+    bodies_of,
+    following,
+    scroll_together,
+)
 from playground.tui.widgets.prompt_input import PromptInput
 from playground.tui.widgets.safe import SafeStatic
 from playground.tui.widgets.status_bar import StatusBar
@@ -157,15 +163,16 @@ class LanesScreen(Screen):
         each pass that moved something, as a margin changes the layout). Then the lanes show the
         latest question: every lane when a turn just finished (*turn_done*), otherwise those that
         showed their end (the others were scrolled back by the user)."""
-        stacked = self.query_one("#lanes").has_class("stacked")
-        views = [self.views[x.key] for x in self.pg.lanes if x.key in self.views]
 
         def run() -> None:
-            bodies = follow
+            # the lanes as they are now: a step of a demo may have replaced them meanwhile
+            stacked = self.query_one("#lanes").has_class("stacked")
+            views = [self.views[x.key] for x in self.pg.lanes if x.key in self.views]
+            bodies = [b for b in follow if b.is_attached] if follow is not None else None
             if bodies is None and turn_done:  # a lane still answering keeps following its text
                 busy = ("waiting", "starting", "streaming")
                 done = [v for v in views if v.current is None or v.current.status not in busy]
-                bodies = [v.query_one(".lane-body", VerticalScroll) for v in done]
+                bodies = bodies_of(done)
             elif bodies is None:
                 bodies = following(views)
             again, top = align_turns(views, on=not stacked)

@@ -729,10 +729,22 @@ class LaneView(Vertical, can_focus=True):
         self.app.notify("Code block copied to the clipboard.")
 
 
+def body_of(view: LaneView) -> VerticalScroll | None:
+    """A lane's scrolling body, or None for a lane being replaced (set_lanes removes it while a
+    layout callback that captured it may still run: that must not end the app)."""
+    if not view.is_attached:
+        return None
+    found = view.query(".lane-body").results(VerticalScroll)
+    return next(iter(found), None)
+
+
+def bodies_of(views: list[LaneView]) -> list[VerticalScroll]:
+    return [b for b in map(body_of, views) if b is not None]
+
+
 def following(views: list[LaneView]) -> list[VerticalScroll]:
     """The lane bodies that show their end (the user did not scroll back): they follow new text."""
-    bodies = [v.query_one(".lane-body", VerticalScroll) for v in views if v.is_mounted]
-    return [b for b in bodies if b.scroll_y >= b.max_scroll_y - 1]
+    return [b for b in bodies_of(views) if b.scroll_y >= b.max_scroll_y - 1]
 
 
 def align_turns(views: list[LaneView], on: bool = True) -> tuple[bool, int | None]:
@@ -747,9 +759,9 @@ def align_turns(views: list[LaneView], on: bool = True) -> tuple[bool, int | Non
     lanes: list[list[tuple[float, list[Widget]]]] = []
     unsettled = False
     for view in views:
-        if not view.is_mounted:
+        body = body_of(view) if view.is_mounted else None
+        if body is None:
             return True, None
-        body = view.query_one(".lane-body", VerticalScroll)
         turn_of = {id(w): a.turn for w, a in zip(view._answer_widgets, view.answers, strict=False)}
         blocks: list[tuple[float, list[Widget]]] = []
         pending: list[Widget] = []
@@ -808,6 +820,7 @@ def align_turns(views: list[LaneView], on: bool = True) -> tuple[bool, int | Non
 def scroll_together(bodies: list[VerticalScroll], y: int | None) -> None:
     """Show the latest question at the top of each lane, on the same line in every lane (or the
     end, when the whole turn fits or the lanes are stacked)."""
+    bodies = [b for b in bodies if b.is_attached]  # lanes replaced since this was scheduled
     if y is None:
         for b in bodies:
             b.scroll_end(animate=False, immediate=True)
